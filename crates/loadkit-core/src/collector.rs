@@ -1,0 +1,260 @@
+//! The collector task: the single owner of statistics and observers. Everything arrives as a
+//! message; nothing is shared, so nothing is locked.
+
+use std::time::Duration;
+
+use loadkit_metrics::RotatingWindow;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::event::{Control, Event, LiveStats, Observer, Phase, RequestRecord};
+use crate::stats::{RunStats, TimelineEntry};
+use crate::StopReason;
+
+/// Gaps a probe buffers before handing them over.
+pub(crate) const GAP_BATCH: usize = 32;
+
+/// A batch of inter-chunk gaps in nanoseconds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GapBatch {
+    pub(crate) len: u8,
+    pub(crate) warmup: bool,
+    pub(crate) ns: [u64; GAP_BATCH],
+}
+
+/// What tasks tell the collector.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    Started { seq: u64, scheduled: Duration, sent: Duration, warmup: bool, queued: bool },
+    Gaps(GapBatch),
+    Finished(Box<RequestRecord>),
+    Missed { scheduled: Duration, warmup: bool },
+    Overrun { warmup: bool },
+    Phase(Phase),
+}
+
+/// Slots of the live window; each covers one tick.
+const WINDOW_SLOTS: usize = 10;
+
+pub(crate) struct Collector {
+    pub(crate) stats: RunStats,
+    observers: Vec<Box<dyn Observer>>,
+    max_failures: Option<u64>,
+    stop: CancellationToken,
+    pub(crate) stop_reason: Option<StopReason>,
+    start: Instant,
+    tick: Duration,
+    phase: Phase,
+    live: LiveStats,
+    ttft_window: RotatingWindow,
+    e2e_window: RotatingWindow,
+    ttft_second: loadkit_metrics::Histogram,
+    e2e_second: loadkit_metrics::Histogram,
+    last_tick_completed: u64,
+    last_tick_tokens: u64,
+    total_tokens: u64,
+}
+
+impl Collector {
+    pub(crate) fn new(
+        observers: Vec<Box<dyn Observer>>,
+        max_failures: Option<u64>,
+        stop: CancellationToken,
+        start: Instant,
+        tick: Duration,
+        warmup: bool,
+    ) -> Self {
+        Self {
+            stats: RunStats::default(),
+            observers,
+            max_failures,
+            stop,
+            stop_reason: None,
+            start,
+            tick,
+            phase: if warmup { Phase::Warmup } else { Phase::Measuring },
+            live: LiveStats { window: tick * WINDOW_SLOTS as u32, ..LiveStats::default() },
+            ttft_window: RotatingWindow::new(WINDOW_SLOTS),
+            e2e_window: RotatingWindow::new(WINDOW_SLOTS),
+            ttft_second: Default::default(),
+            e2e_second: Default::default(),
+            last_tick_completed: 0,
+            last_tick_tokens: 0,
+            total_tokens: 0,
+        }
+    }
+
+    /// Runs until every sender is gone, ticking for live views and the timeline.
+    pub(crate) async fn run(mut self, mut rx: UnboundedReceiver<Msg>) -> Self {
+        let mut ticker = tokio::time::interval_at(self.start + self.tick, self.tick);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut batch = Vec::with_capacity(256);
+        loop {
+            tokio::select! {
+                biased;
+                n = rx.recv_many(&mut batch, 256) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for msg in batch.drain(..) {
+                        self.apply(msg);
+                    }
+                }
+                _ = ticker.tick() => self.on_tick(),
+            }
+        }
+        self.close_second(true);
+        self
+    }
+
+    fn timeline_at(&mut self, at: Duration) -> &mut TimelineEntry {
+        let idx = at.as_secs() as usize;
+        let timeline = &mut self.stats.timeline;
+        if timeline.len() <= idx {
+            let from = timeline.len();
+            timeline.extend((from..=idx).map(|i| TimelineEntry { t_s: i as u64, ..Default::default() }));
+        }
+        &mut timeline[idx]
+    }
+
+    fn apply(&mut self, msg: Msg) {
+        match msg {
+            Msg::Started { seq, scheduled, sent, warmup, queued } => {
+                self.live.started += 1;
+                self.live.in_flight += 1;
+                self.timeline_at(scheduled).intended += 1;
+                self.timeline_at(sent).started += 1;
+                if warmup {
+                    self.stats.counters.warmup += 1;
+                } else {
+                    self.stats.counters.started += 1;
+                    if queued {
+                        self.stats.counters.queued_late += 1;
+                    }
+                }
+                self.notify(&Event::RequestStarted { seq, scheduled, sent, warmup });
+            }
+            Msg::Gaps(batch) => {
+                if !batch.warmup {
+                    for &ns in &batch.ns[..usize::from(batch.len)] {
+                        self.stats.itl.record_value(ns);
+                    }
+                }
+            }
+            Msg::Finished(record) => self.finished(&record),
+            Msg::Missed { scheduled, warmup } => {
+                self.live.missed += 1;
+                self.timeline_at(scheduled).intended += 1;
+                if !warmup {
+                    self.stats.counters.missed += 1;
+                }
+                self.notify(&Event::ArrivalMissed { scheduled });
+            }
+            Msg::Overrun { warmup } => {
+                if !warmup {
+                    self.stats.counters.overruns += 1;
+                }
+            }
+            Msg::Phase(phase) => self.phase = phase,
+        }
+    }
+
+    fn finished(&mut self, r: &RequestRecord) {
+        self.live.in_flight = self.live.in_flight.saturating_sub(1);
+        let cancelled = matches!(&r.error, Some(e) if e.kind == loadkit_metrics::ErrorKind::Cancelled);
+        let tokens = r.output_tokens_or_counted();
+        let entry = self.timeline_at(r.end);
+        match &r.error {
+            None => {
+                entry.completed += 1;
+                entry.output_tokens += tokens;
+            }
+            Some(_) if cancelled => {}
+            Some(_) => entry.failed += 1,
+        }
+        match &r.error {
+            None => {
+                self.live.succeeded += 1;
+                self.total_tokens += tokens;
+                if let Some(t) = r.ttft() {
+                    self.ttft_window.record(t);
+                    self.ttft_second.record(t);
+                }
+                self.e2e_window.record(r.e2e());
+                self.e2e_second.record(r.e2e());
+            }
+            Some(_) if cancelled => {}
+            Some(_) => self.live.failed += 1,
+        }
+        if !r.warmup {
+            self.stats.record(r);
+        }
+        self.notify(&Event::RequestFinished(r));
+        if let Some(max) = self.max_failures {
+            if max > 0 && self.stats.counters.failed >= max {
+                self.request_stop(StopReason::MaxFailures);
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let elapsed = self.start.elapsed();
+        self.close_second(false);
+        let completed = self.live.succeeded + self.live.failed;
+        let secs = self.tick.as_secs_f64();
+        self.live.elapsed = elapsed;
+        self.live.phase = Some(self.phase);
+        self.live.completed_per_s = (completed - self.last_tick_completed) as f64 / secs;
+        self.live.output_tokens_per_s = (self.total_tokens - self.last_tick_tokens) as f64 / secs;
+        self.last_tick_completed = completed;
+        self.last_tick_tokens = self.total_tokens;
+        let ttft = self.ttft_window.merged();
+        (self.live.ttft_p50, self.live.ttft_p95) = if ttft.is_empty() {
+            (None, None)
+        } else {
+            (Some(ttft.quantile(0.5)), Some(ttft.quantile(0.95)))
+        };
+        let e2e = self.e2e_window.merged();
+        self.live.e2e_p50 = (!e2e.is_empty()).then(|| e2e.quantile(0.5));
+        self.ttft_window.rotate();
+        self.e2e_window.rotate();
+        let live = self.live.clone();
+        self.notify(&Event::Tick(&live));
+    }
+
+    /// Closes the per-second percentiles of the second that just ended.
+    fn close_second(&mut self, last: bool) {
+        let elapsed = self.start.elapsed();
+        // The tick fires just after the boundary: the closing second is the one before it.
+        let closing = if last { elapsed } else { elapsed.saturating_sub(self.tick / 2) };
+        let in_flight = self.live.in_flight;
+        let ttft = (!self.ttft_second.is_empty()).then(|| self.ttft_second.quantile(0.5));
+        let e2e = (!self.e2e_second.is_empty()).then(|| self.e2e_second.quantile(0.95));
+        let entry = self.timeline_at(closing);
+        entry.in_flight = in_flight;
+        entry.ttft_p50 = ttft;
+        entry.e2e_p95 = e2e;
+        self.ttft_second.clear();
+        self.e2e_second.clear();
+    }
+
+    fn notify(&mut self, event: &Event<'_>) {
+        let mut stop = None;
+        for observer in &mut self.observers {
+            if let Control::Stop(reason) = observer.on_event(event) {
+                stop.get_or_insert(reason);
+            }
+        }
+        if let Some(reason) = stop {
+            self.request_stop(reason);
+        }
+    }
+
+    fn request_stop(&mut self, reason: StopReason) {
+        if self.stop_reason.is_none() {
+            self.stop_reason = Some(reason);
+            self.stop.cancel();
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! `Event`, `Observer` and `RequestRecord`: what the collector tells its consumers.
+
+use std::time::Duration;
+
+use crate::{RequestError, StopReason};
+
+/// Everything known about one finished request. Times are offsets from the run start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestRecord {
+    /// Sequence number in dispatch order.
+    pub seq: u64,
+    /// The closed-loop user that sent it.
+    pub user: Option<u32>,
+    /// `true` when it started during warm-up (excluded from statistics).
+    pub warmup: bool,
+    /// The intended start.
+    pub scheduled: Duration,
+    /// When it was sent.
+    pub sent: Duration,
+    /// When the response headers arrived.
+    pub first_byte: Option<Duration>,
+    /// When the first content chunk arrived.
+    pub first_content: Option<Duration>,
+    /// When the last content chunk arrived.
+    pub last_content: Option<Duration>,
+    /// When it ended (successfully or not).
+    pub end: Duration,
+    /// Content chunks received.
+    pub content_chunks: u64,
+    /// Output units counted from content chunks.
+    pub content_units: u64,
+    /// Bytes of content.
+    pub content_bytes: u64,
+    /// Response bytes received (framing included), when the client counts them.
+    pub bytes: u64,
+    /// Input tokens reported by the server.
+    pub input_tokens: Option<u64>,
+    /// Output tokens reported by the server.
+    pub output_tokens: Option<u64>,
+    /// Some content was reasoning.
+    pub reasoning: bool,
+    /// Timings the server reported about this request.
+    pub server_timings: ServerTimings,
+    /// Why it failed, if it did.
+    pub error: Option<RequestError>,
+}
+
+impl RequestRecord {
+    /// Time to first token: first content − sent.
+    pub fn ttft(&self) -> Option<Duration> {
+        self.first_content.map(|t| t.saturating_sub(self.sent))
+    }
+
+    /// Time to first token from the intended start: first content − scheduled.
+    pub fn ttft_corrected(&self) -> Option<Duration> {
+        self.first_content.map(|t| t.saturating_sub(self.scheduled))
+    }
+
+    /// End to end: end − sent.
+    pub fn e2e(&self) -> Duration {
+        self.end.saturating_sub(self.sent)
+    }
+
+    /// End to end from the intended start: end − scheduled.
+    pub fn e2e_corrected(&self) -> Duration {
+        self.end.saturating_sub(self.scheduled)
+    }
+
+    /// Schedule lag: sent − scheduled.
+    pub fn lag(&self) -> Duration {
+        self.sent.saturating_sub(self.scheduled)
+    }
+
+    /// Output tokens: the server's count when reported, else counted content units.
+    pub fn output_tokens_or_counted(&self) -> u64 {
+        self.output_tokens.unwrap_or(self.content_units)
+    }
+
+    /// Time per output token after the first: (end − first content) / (tokens − 1), for
+    /// requests with at least two output tokens.
+    pub fn tpot(&self) -> Option<Duration> {
+        let tokens = self.output_tokens_or_counted();
+        let first = self.first_content?;
+        if tokens < 2 {
+            return None;
+        }
+        let span = self.end.saturating_sub(first);
+        Some(Duration::from_nanos((span.as_nanos() / u128::from(tokens - 1)) as u64))
+    }
+}
+
+/// Timings a server reported about one request, kept inline (no allocation).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ServerTimings {
+    len: u8,
+    items: [(&'static str, Duration); 8],
+}
+
+impl ServerTimings {
+    pub(crate) fn push(&mut self, name: &'static str, value: Duration) {
+        if let Some(slot) = self.items[..usize::from(self.len)].iter_mut().find(|(n, _)| *n == name) {
+            slot.1 = value;
+        } else if usize::from(self.len) < self.items.len() {
+            self.items[usize::from(self.len)] = (name, value);
+            self.len += 1;
+        }
+    }
+
+    /// The recorded (name, value) pairs, in the order first recorded.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Duration)> + '_ {
+        self.items[..usize::from(self.len)].iter().copied()
+    }
+}
+
+/// Which part of the run the engine is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Requests start but are excluded from statistics.
+    Warmup,
+    /// Requests are measured.
+    Measuring,
+    /// No new requests start; in-flight ones finish.
+    Draining,
+}
+
+/// A once-per-tick view of the run for live displays. Counts include warm-up requests;
+/// percentiles cover the last `window` of finished requests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveStats {
+    /// Time since the run started.
+    pub elapsed: Duration,
+    /// The phase at this tick.
+    pub phase: Option<Phase>,
+    /// Requests started so far.
+    pub started: u64,
+    /// Requests that succeeded so far.
+    pub succeeded: u64,
+    /// Requests that failed so far.
+    pub failed: u64,
+    /// Arrivals missed at the in-flight cap so far.
+    pub missed: u64,
+    /// Requests in flight now.
+    pub in_flight: u64,
+    /// Requests completed per second over the last tick.
+    pub completed_per_s: f64,
+    /// Output tokens per second over the last tick.
+    pub output_tokens_per_s: f64,
+    /// Span of the sliding window behind the percentiles below.
+    pub window: Duration,
+    /// TTFT median over the window.
+    pub ttft_p50: Option<Duration>,
+    /// TTFT 95th percentile over the window.
+    pub ttft_p95: Option<Duration>,
+    /// End-to-end median over the window.
+    pub e2e_p50: Option<Duration>,
+}
+
+/// What the collector tells observers, in order, from one task.
+///
+/// Per-chunk timings are not events (they aggregate straight into histograms); everything a
+/// consumer needs per request is in [`Event::RequestFinished`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// A request was sent.
+    RequestStarted {
+        /// Sequence number.
+        seq: u64,
+        /// Intended start (offset from the run start).
+        scheduled: Duration,
+        /// Actual send (offset from the run start).
+        sent: Duration,
+        /// It belongs to the warm-up.
+        warmup: bool,
+    },
+    /// A request ended.
+    RequestFinished(&'a RequestRecord),
+    /// An arrival was dropped at the in-flight cap (`--on-saturation drop`).
+    ArrivalMissed {
+        /// Intended start (offset from the run start).
+        scheduled: Duration,
+    },
+    /// A periodic snapshot for live views.
+    Tick(&'a LiveStats),
+}
+
+/// Whether the run should go on after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Keep going.
+    Continue,
+    /// Stop starting requests and finish the run with this reason.
+    Stop(StopReason),
+}
+
+/// A push-model consumer of [`Event`]s: live displays, raw-record writers, stop conditions.
+///
+/// Every observer runs on the single collector task, so it needs no lock; it should be quick,
+/// because a slow observer delays aggregation (never the requests themselves).
+pub trait Observer: Send + 'static {
+    /// Called for every event; return [`Control::Stop`] to end the run.
+    fn on_event(&mut self, event: &Event<'_>) -> Control;
+}

@@ -1,0 +1,645 @@
+//! `Runner`: drives a [`Client`] on a schedule, open or closed loop, and collects the result.
+
+use std::any::Any;
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::FutureExt as _;
+use loadkit_metrics::TimeoutPhase;
+use loadkit_schedule::{ArrivalSchedule, Pattern, UserSchedule};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::collector::{Collector, Msg};
+use crate::event::{Observer, Phase, RequestRecord};
+use crate::stats::RunResult;
+use crate::timing::sleep_until;
+use crate::{Client, Probe, RequestCtx, RequestError, Source};
+
+/// What an open-loop arrival does when `max_in_flight` requests are already running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Saturation {
+    /// Wait for a free slot and start late; the lag is recorded (schedule-corrected latencies
+    /// include it) and the request counts as `queued_late`.
+    #[default]
+    Queue,
+    /// Do not start it; count it as `missed`.
+    Drop,
+}
+
+/// Why a run stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The configured duration passed.
+    Duration,
+    /// The configured number of requests was sent.
+    Requests,
+    /// The failure threshold was reached.
+    MaxFailures,
+    /// An SLO threshold was breached.
+    Slo,
+    /// The cancellation token fired (Ctrl+C / SIGTERM in the CLI).
+    Signal,
+    /// The schedule had no more arrivals.
+    Completed,
+}
+
+impl StopReason {
+    /// The report's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Duration => "duration",
+            StopReason::Requests => "requests",
+            StopReason::MaxFailures => "max_failures",
+            StopReason::Slo => "slo",
+            StopReason::Signal => "signal",
+            StopReason::Completed => "completed",
+        }
+    }
+}
+
+/// The runner's configuration is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Neither `open_loop` nor `closed_loop` was given.
+    #[error("no schedule: call open_loop(...) or closed_loop(...)")]
+    NoSchedule,
+    /// Neither a duration nor a request count bounds the run.
+    #[error("the run is unbounded: set a duration or a request count")]
+    Unbounded,
+    /// A parameter is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+enum Load {
+    Open(Box<dyn ArrivalSchedule>),
+    Closed(Arc<dyn UserSchedule>),
+}
+
+struct Config {
+    max_in_flight: u32,
+    saturation: Saturation,
+    duration: Option<Duration>,
+    requests: Option<u64>,
+    warmup: Duration,
+    timeout: Option<Duration>,
+    grace: Duration,
+    max_failures: Option<u64>,
+}
+
+/// Builds a [`Runner`], validating every setting. See the crate docs for an example.
+pub struct RunnerBuilder<C, S> {
+    client: C,
+    source: S,
+    load: Option<Load>,
+    config: Config,
+    observers: Vec<Box<dyn Observer>>,
+    cancel: CancellationToken,
+}
+
+impl<C, S> fmt::Debug for RunnerBuilder<C, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunnerBuilder").finish_non_exhaustive()
+    }
+}
+
+/// A validated run, ready to [`run`](Runner::run).
+pub struct Runner<C, S> {
+    client: C,
+    source: S,
+    load: Load,
+    config: Config,
+    observers: Vec<Box<dyn Observer>>,
+    cancel: CancellationToken,
+}
+
+impl<C, S> fmt::Debug for Runner<C, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runner").finish_non_exhaustive()
+    }
+}
+
+impl<C, S> Runner<C, S>
+where
+    C: Client,
+    S: Source<Item = C::Request>,
+{
+    /// Starts building a run of `client`, with requests made by `source`.
+    ///
+    /// Defaults: at most 1024 requests in flight (queued when saturated), no warm-up, a 60 s
+    /// per-request timeout, and a 30 s grace period for in-flight requests once the run stops.
+    pub fn builder(client: C, source: S) -> RunnerBuilder<C, S> {
+        RunnerBuilder {
+            client,
+            source,
+            load: None,
+            config: Config {
+                max_in_flight: 1024,
+                saturation: Saturation::Queue,
+                duration: None,
+                requests: None,
+                warmup: Duration::ZERO,
+                timeout: Some(Duration::from_secs(60)),
+                grace: Duration::from_secs(30),
+                max_failures: None,
+            },
+            observers: Vec::new(),
+            cancel: CancellationToken::new(),
+        }
+    }
+}
+
+impl<C, S> RunnerBuilder<C, S>
+where
+    C: Client,
+    S: Source<Item = C::Request>,
+{
+    /// Open loop: start one request per arrival of `schedule`, whatever the server's speed.
+    pub fn open_loop(mut self, schedule: impl ArrivalSchedule + 'static) -> Self {
+        self.load = Some(Load::Open(Box::new(schedule)));
+        self
+    }
+
+    /// Closed loop: users loop request → wait as `schedule` says.
+    pub fn closed_loop(mut self, schedule: impl UserSchedule + 'static) -> Self {
+        self.load = Some(Load::Closed(Arc::new(schedule)));
+        self
+    }
+
+    /// Open loop only: the most requests in flight at once (at least 1).
+    pub fn max_in_flight(mut self, n: u32) -> Self {
+        self.config.max_in_flight = n;
+        self
+    }
+
+    /// Open loop only: what an arrival does when the in-flight cap is reached.
+    pub fn on_saturation(mut self, saturation: Saturation) -> Self {
+        self.config.saturation = saturation;
+        self
+    }
+
+    /// Stop starting requests after warm-up + `duration`.
+    pub fn duration(mut self, duration: Duration) -> Self {
+        self.config.duration = Some(duration);
+        self
+    }
+
+    /// Stop after sending `n` measured requests (warm-up requests not counted).
+    pub fn requests(mut self, n: u64) -> Self {
+        self.config.requests = Some(n);
+        self
+    }
+
+    /// Requests intended to start before this offset run but are excluded from statistics.
+    pub fn warmup(mut self, warmup: Duration) -> Self {
+        self.config.warmup = warmup;
+        self
+    }
+
+    /// Per-request deadline (`None`: no deadline).
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.timeout = timeout;
+        self
+    }
+
+    /// How long in-flight requests may finish after the run stops before they are cancelled.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.config.grace = grace;
+        self
+    }
+
+    /// Stop the run after `n` failed measured requests (0 disables).
+    pub fn max_failures(mut self, n: u64) -> Self {
+        self.config.max_failures = (n > 0).then_some(n);
+        self
+    }
+
+    /// Adds an observer; observers are called in the order added.
+    pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.observers.push(Box::new(observer));
+        self
+    }
+
+    /// Cancelling this token stops the run at once: no new requests, in-flight ones cancelled,
+    /// and the result still returned.
+    pub fn cancel_token(mut self, token: CancellationToken) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    /// Validates the settings.
+    pub fn build(self) -> Result<Runner<C, S>, ConfigError> {
+        let load = self.load.ok_or(ConfigError::NoSchedule)?;
+        let c = &self.config;
+        if c.duration.is_none() && c.requests.is_none() {
+            return Err(ConfigError::Unbounded);
+        }
+        if c.duration == Some(Duration::ZERO) {
+            return Err(ConfigError::Invalid("duration must be positive".into()));
+        }
+        if c.requests == Some(0) {
+            return Err(ConfigError::Invalid("the request count must be at least 1".into()));
+        }
+        if c.max_in_flight == 0 {
+            return Err(ConfigError::Invalid("max in flight must be at least 1".into()));
+        }
+        if c.timeout == Some(Duration::ZERO) {
+            return Err(ConfigError::Invalid("timeout must be positive".into()));
+        }
+        if let Load::Closed(s) = &load {
+            if s.max_users() == 0 {
+                return Err(ConfigError::Invalid("the schedule has no users".into()));
+            }
+        }
+        Ok(Runner {
+            client: self.client,
+            source: self.source,
+            load,
+            config: self.config,
+            observers: self.observers,
+            cancel: self.cancel,
+        })
+    }
+}
+
+/// State every request task shares.
+struct Shared<C, S> {
+    client: C,
+    source: S,
+    tx: mpsc::UnboundedSender<Msg>,
+    start: Instant,
+    warmup: Duration,
+    timeout: Option<Duration>,
+    /// Cancels in-flight requests.
+    abort: CancellationToken,
+    seq: AtomicU64,
+    measured: AtomicU64,
+    request_limit: Option<u64>,
+}
+
+impl<C, S> Shared<C, S>
+where
+    C: Client,
+    S: Source<Item = C::Request>,
+{
+    /// Takes a sequence number for a request intended at `scheduled`, or `None` when the request
+    /// limit is reached.
+    fn claim(&self, scheduled: Duration) -> Option<(u64, bool)> {
+        let warmup = scheduled < self.warmup;
+        if !warmup {
+            let n = self.measured.fetch_add(1, Ordering::Relaxed);
+            if self.request_limit.is_some_and(|limit| n >= limit) {
+                return None;
+            }
+        }
+        Some((self.seq.fetch_add(1, Ordering::Relaxed), warmup))
+    }
+
+    fn limit_reached(&self) -> bool {
+        self.request_limit.is_some_and(|limit| self.measured.load(Ordering::Relaxed) >= limit)
+    }
+
+    async fn execute(&self, ctx: RequestCtx, warmup: bool, queued: bool) {
+        let request = self.source.make(&ctx);
+        let sent = self.start.elapsed();
+        let _ = self.tx.send(Msg::Started {
+            seq: ctx.seq,
+            scheduled: ctx.scheduled,
+            sent,
+            warmup,
+            queued,
+        });
+        let record = RequestRecord {
+            seq: ctx.seq,
+            user: ctx.user,
+            warmup,
+            scheduled: ctx.scheduled,
+            sent,
+            ..RequestRecord::default()
+        };
+        let mut probe = Probe::new(self.start, record, self.tx.clone());
+        let outcome = {
+            let call = AssertUnwindSafe(self.client.call(request, &mut probe)).catch_unwind();
+            tokio::select! {
+                biased;
+                _ = self.abort.cancelled() => Err(RequestError::cancelled()),
+                result = with_timeout(self.timeout, call) => result,
+            }
+        };
+        probe.finish(outcome);
+    }
+}
+
+async fn with_timeout<F>(timeout: Option<Duration>, call: F) -> Result<(), RequestError>
+where
+    F: std::future::Future<Output = Result<Result<(), RequestError>, Box<dyn Any + Send>>>,
+{
+    let result = match timeout {
+        None => call.await,
+        Some(t) => match tokio::time::timeout(t, call).await {
+            Ok(r) => r,
+            Err(_) => return Err(RequestError::timeout(TimeoutPhase::Total, t)),
+        },
+    };
+    result.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        Err(RequestError::protocol(format!("client panicked: {what}")))
+    })
+}
+
+impl<C, S> Runner<C, S>
+where
+    C: Client,
+    S: Source<Item = C::Request>,
+{
+    /// The schedule's kind and parameters.
+    pub fn pattern(&self) -> Pattern {
+        match &self.load {
+            Load::Open(s) => s.pattern(),
+            Load::Closed(s) => s.pattern(),
+        }
+    }
+
+    /// Runs to completion and returns the statistics. Never fails: every problem a request
+    /// meets is a classified error inside the result.
+    pub async fn run(self) -> RunResult {
+        let pattern = self.pattern();
+        let Runner { client, source, load, config, observers, cancel } = self;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let start = Instant::now();
+        let started_at = SystemTime::now();
+        let collector = Collector::new(
+            observers,
+            config.max_failures,
+            stop.clone(),
+            start,
+            Duration::from_secs(1),
+            !config.warmup.is_zero(),
+        );
+        let collector = tokio::spawn(collector.run(rx));
+        let shared = Arc::new(Shared {
+            client,
+            source,
+            tx,
+            start,
+            warmup: config.warmup,
+            timeout: config.timeout,
+            abort: CancellationToken::new(),
+            seq: AtomicU64::new(0),
+            measured: AtomicU64::new(0),
+            request_limit: config.requests,
+        });
+        let deadline = config.duration.map(|d| start + config.warmup + d);
+        let ctl = Control { cancel: &cancel, stop: &stop, deadline, grace: config.grace };
+        let reason = match load {
+            Load::Open(schedule) => run_open(&shared, schedule, &config, &ctl).await,
+            Load::Closed(schedule) => run_closed(&shared, schedule, &ctl).await,
+        };
+        let end = Instant::now();
+        drop(shared);
+        let collector = match collector.await {
+            Ok(c) => c,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        let stop_reason = collector.stop_reason.or(reason).unwrap_or(StopReason::Completed);
+        let elapsed = end - start;
+        RunResult {
+            stats: collector.stats,
+            stop_reason,
+            pattern,
+            started_at,
+            warmup: config.warmup,
+            elapsed,
+            measured: elapsed.saturating_sub(config.warmup),
+        }
+    }
+}
+
+/// Signals a dispatcher watches.
+struct Control<'a> {
+    cancel: &'a CancellationToken,
+    stop: &'a CancellationToken,
+    deadline: Option<Instant>,
+    grace: Duration,
+}
+
+impl Control<'_> {
+    /// Resolves when the run must stop starting requests, with the reason (`None`: the
+    /// collector decided and knows why).
+    async fn stopped(&self) -> Option<StopReason> {
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Some(StopReason::Signal),
+            _ = self.stop.cancelled() => None,
+            _ = until(self.deadline) => Some(StopReason::Duration),
+        }
+    }
+}
+
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn run_open<C, S>(
+    shared: &Arc<Shared<C, S>>,
+    mut schedule: Box<dyn ArrivalSchedule>,
+    config: &Config,
+    ctl: &Control<'_>,
+) -> Option<StopReason>
+where
+    C: Client,
+    S: Source<Item = C::Request>,
+{
+    let slots = Arc::new(Semaphore::new(config.max_in_flight as usize));
+    let reason = loop {
+        let Some(offset) = schedule.next_arrival() else {
+            break Some(StopReason::Completed);
+        };
+        let at = shared.start + offset;
+        if ctl.deadline.is_some_and(|d| at >= d) {
+            break Some(StopReason::Duration);
+        }
+        tokio::select! {
+            biased;
+            reason = ctl.stopped() => break reason,
+            _ = sleep_until(at) => {}
+        }
+        let warmup = offset < shared.warmup;
+        if !warmup && shared.limit_reached() {
+            break Some(StopReason::Requests);
+        }
+        let (permit, queued) = match slots.clone().try_acquire_owned() {
+            Ok(permit) => (permit, false),
+            Err(_) if config.saturation == Saturation::Drop => {
+                let _ = shared.tx.send(Msg::Missed { scheduled: offset, warmup });
+                continue;
+            }
+            Err(_) => tokio::select! {
+                biased;
+                reason = ctl.stopped() => break reason,
+                permit = slots.clone().acquire_owned() => {
+                    (permit.expect("the semaphore is never closed"), true)
+                }
+            },
+        };
+        let Some((seq, warmup)) = shared.claim(offset) else {
+            break Some(StopReason::Requests);
+        };
+        let task = Arc::clone(shared);
+        tokio::spawn(async move {
+            let ctx = RequestCtx { seq, user: None, scheduled: offset };
+            task.execute(ctx, warmup, queued).await;
+            drop(permit);
+        });
+    };
+    let _ = shared.tx.send(Msg::Phase(Phase::Draining));
+    let all = config.max_in_flight;
+    drain(reason, ctl, &shared.abort, async {
+        let _ = slots.acquire_many(all).await;
+    })
+    .await;
+    reason
+}
+
+/// Lets in-flight work finish within the grace period (at once on a signal), cancelling what
+/// remains.
+async fn drain(
+    reason: Option<StopReason>,
+    ctl: &Control<'_>,
+    abort: &CancellationToken,
+    finished: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(finished);
+    if reason == Some(StopReason::Signal) {
+        abort.cancel();
+    } else {
+        tokio::select! {
+            biased;
+            _ = &mut finished => return,
+            _ = ctl.cancel.cancelled() => {}
+            _ = tokio::time::sleep(ctl.grace) => {}
+        }
+        abort.cancel();
+    }
+    finished.await;
+}
+
+async fn run_closed<C, S>(
+    shared: &Arc<Shared<C, S>>,
+    schedule: Arc<dyn UserSchedule>,
+    ctl: &Control<'_>,
+) -> Option<StopReason>
+where
+    C: Client,
+    S: Source<Item = C::Request>,
+{
+    let (target_tx, target_rx) = watch::channel(schedule.users_at(Duration::ZERO));
+    let done = CancellationToken::new();
+    let controller = {
+        let schedule = Arc::clone(&schedule);
+        let done = done.clone();
+        let start = shared.start;
+        tokio::spawn(async move {
+            let mut t = Duration::ZERO;
+            while let Some(next) = schedule.next_change(t) {
+                tokio::select! {
+                    _ = done.cancelled() => return,
+                    _ = sleep_until(start + next) => {}
+                }
+                let _ = target_tx.send(schedule.users_at(next));
+                t = next;
+            }
+        })
+    };
+    let mut users = JoinSet::new();
+    for user in 0..schedule.max_users() {
+        let user_loop = UserLoop {
+            user,
+            shared: Arc::clone(shared),
+            schedule: Arc::clone(&schedule),
+            target: target_rx.clone(),
+            done: done.clone(),
+            deadline: ctl.deadline,
+        };
+        users.spawn(user_loop.run());
+    }
+    let reason = tokio::select! {
+        biased;
+        reason = ctl.stopped() => reason,
+        _ = async { while users.join_next().await.is_some() {} } => {
+            if shared.limit_reached() { Some(StopReason::Requests) } else { Some(StopReason::Completed) }
+        }
+    };
+    done.cancel();
+    controller.abort();
+    let _ = shared.tx.send(Msg::Phase(Phase::Draining));
+    drain(reason, ctl, &shared.abort, async { while users.join_next().await.is_some() {} }).await;
+    reason
+}
+
+struct UserLoop<C, S> {
+    user: u32,
+    shared: Arc<Shared<C, S>>,
+    schedule: Arc<dyn UserSchedule>,
+    target: watch::Receiver<u32>,
+    done: CancellationToken,
+    deadline: Option<Instant>,
+}
+
+impl<C, S> UserLoop<C, S>
+where
+    C: Client,
+    S: Source<Item = C::Request>,
+{
+    async fn run(mut self) {
+        let start = self.shared.start;
+        let pacing = self.schedule.pacing();
+        let mut intended = self.schedule.first_start(self.user);
+        loop {
+            let mut reactivated = false;
+            while self.user >= *self.target.borrow_and_update() {
+                reactivated = true;
+                tokio::select! {
+                    _ = self.done.cancelled() => return,
+                    changed = self.target.changed() => if changed.is_err() { return },
+                }
+            }
+            if reactivated {
+                intended = intended.max(start.elapsed());
+            }
+            if self.deadline.is_some_and(|d| start + intended >= d) {
+                return;
+            }
+            tokio::select! {
+                biased;
+                _ = self.done.cancelled() => return,
+                _ = sleep_until(start + intended) => {}
+            }
+            let Some((seq, warmup)) = self.shared.claim(intended) else { return };
+            let ctx = RequestCtx { seq, user: Some(self.user), scheduled: intended };
+            self.shared.execute(ctx, warmup, false).await;
+            let next = pacing.next_start(intended, start.elapsed());
+            if next.overrun {
+                let _ = self.shared.tx.send(Msg::Overrun { warmup });
+            }
+            intended = next.at;
+            if self.done.is_cancelled() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! `RunStats` and `RunResult`: the aggregated outcome of a run.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use loadkit_metrics::{Counters, ErrorTable, Histogram};
+use loadkit_schedule::Pattern;
+
+use crate::event::RequestRecord;
+use crate::StopReason;
+
+/// One second of the run (all traffic, warm-up included).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TimelineEntry {
+    /// Seconds since the run start: this entry covers `[t_s, t_s + 1)`.
+    pub t_s: u64,
+    /// Arrivals the schedule intended to start in this second.
+    pub intended: u64,
+    /// Requests actually sent in this second.
+    pub started: u64,
+    /// Requests that ended successfully in this second.
+    pub completed: u64,
+    /// Requests that failed in this second.
+    pub failed: u64,
+    /// Requests in flight at the end of this second.
+    pub in_flight: u64,
+    /// Output tokens of the requests that ended in this second.
+    pub output_tokens: u64,
+    /// Median TTFT of the requests that ended in this second.
+    pub ttft_p50: Option<Duration>,
+    /// 95th percentile end-to-end latency of the requests that ended in this second.
+    pub e2e_p95: Option<Duration>,
+}
+
+/// Every statistic of the measured window (warm-up excluded), mergeable across shards.
+#[derive(Debug, Clone, Default)]
+pub struct RunStats {
+    /// Request, token and byte counts.
+    pub counters: Counters,
+    /// Time to first content chunk, from send.
+    pub ttft: Histogram,
+    /// Time to first content chunk, from the intended start.
+    pub ttft_corrected: Histogram,
+    /// Gaps between consecutive content chunks, over all requests.
+    pub itl: Histogram,
+    /// Time per output token after the first, per request.
+    pub tpot: Histogram,
+    /// End to end, from send.
+    pub e2e: Histogram,
+    /// End to end, from the intended start.
+    pub e2e_corrected: Histogram,
+    /// Sent − scheduled.
+    pub schedule_lag: Histogram,
+    /// Server-reported timings by name (e.g. `server_eval`).
+    pub server: BTreeMap<&'static str, Histogram>,
+    /// Grouped errors.
+    pub errors: ErrorTable,
+    /// Requests whose content included reasoning.
+    pub reasoning_requests: u64,
+    /// One entry per second of the run.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl RunStats {
+    /// Folds one finished, measured request into the statistics.
+    pub fn record(&mut self, r: &RequestRecord) {
+        let c = &mut self.counters;
+        c.bytes += r.bytes;
+        c.content_chunks += r.content_chunks;
+        self.schedule_lag.record(r.lag());
+        match &r.error {
+            Some(e) if e.kind == loadkit_metrics::ErrorKind::Cancelled => {
+                c.cancelled += 1;
+                return;
+            }
+            Some(e) => {
+                c.failed += 1;
+                self.errors.record(e.kind, &e.message);
+                return;
+            }
+            None => c.succeeded += 1,
+        }
+        if let Some(t) = r.ttft() {
+            self.ttft.record(t);
+        }
+        if let Some(t) = r.ttft_corrected() {
+            self.ttft_corrected.record(t);
+        }
+        if let Some(t) = r.tpot() {
+            self.tpot.record(t);
+        }
+        self.e2e.record(r.e2e());
+        self.e2e_corrected.record(r.e2e_corrected());
+        if let Some(input) = r.input_tokens {
+            c.input_tokens += input;
+        }
+        match r.output_tokens {
+            Some(n) => {
+                c.output_tokens += n;
+                c.tokens_from_server += 1;
+            }
+            None => {
+                c.output_tokens += r.content_units;
+                c.tokens_counted += 1;
+            }
+        }
+        if r.reasoning {
+            self.reasoning_requests += 1;
+        }
+        for (name, value) in r.server_timings.iter() {
+            self.server.entry(name).or_default().record(value);
+        }
+    }
+
+    /// Adds `other` (another shard of the same run) into `self`. Histograms and counters merge
+    /// exactly; timelines add second by second.
+    pub fn merge(&mut self, other: &RunStats) {
+        self.counters.merge(&other.counters);
+        for (mine, theirs) in [
+            (&mut self.ttft, &other.ttft),
+            (&mut self.ttft_corrected, &other.ttft_corrected),
+            (&mut self.itl, &other.itl),
+            (&mut self.tpot, &other.tpot),
+            (&mut self.e2e, &other.e2e),
+            (&mut self.e2e_corrected, &other.e2e_corrected),
+            (&mut self.schedule_lag, &other.schedule_lag),
+        ] {
+            mine.merge(theirs);
+        }
+        for (name, h) in &other.server {
+            self.server.entry(name).or_default().merge(h);
+        }
+        self.errors.merge(&other.errors);
+        self.reasoning_requests += other.reasoning_requests;
+        if self.timeline.len() < other.timeline.len() {
+            self.timeline.resize_with(other.timeline.len(), TimelineEntry::default);
+        }
+        for (i, (mine, theirs)) in self.timeline.iter_mut().zip(&other.timeline).enumerate() {
+            mine.t_s = i as u64;
+            mine.intended += theirs.intended;
+            mine.started += theirs.started;
+            mine.completed += theirs.completed;
+            mine.failed += theirs.failed;
+            mine.in_flight += theirs.in_flight;
+            mine.output_tokens += theirs.output_tokens;
+            // Per-second percentiles cannot be merged exactly; keep the worse one.
+            mine.ttft_p50 = mine.ttft_p50.max(theirs.ttft_p50);
+            mine.e2e_p95 = mine.e2e_p95.max(theirs.e2e_p95);
+        }
+    }
+}
+
+/// The outcome of [`Runner::run`](crate::Runner::run).
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// Statistics of the measured window.
+    pub stats: RunStats,
+    /// Why the run stopped.
+    pub stop_reason: StopReason,
+    /// The schedule's kind and parameters.
+    pub pattern: Pattern,
+    /// Wall-clock time at the run start.
+    pub started_at: SystemTime,
+    /// Configured warm-up.
+    pub warmup: Duration,
+    /// Time from the run start to the last request's end.
+    pub elapsed: Duration,
+    /// The measured window: from the end of warm-up to the run's end.
+    pub measured: Duration,
+}
+
+impl RunResult {
+    /// `true` when the run was stopped by its cancellation token (e.g. Ctrl+C).
+    pub fn interrupted(&self) -> bool {
+        self.stop_reason == StopReason::Signal
+    }
+}

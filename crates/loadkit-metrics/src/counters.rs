@@ -1,0 +1,91 @@
+//! `Counters`: the plain request and token counts of a run, mergeable.
+
+/// Request and token counts. All fields count measured requests only (warm-up excluded) unless
+/// the field name says otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Requests started in the measured window.
+    pub started: u64,
+    /// Requests that completed successfully.
+    pub succeeded: u64,
+    /// Requests that ended with an error (cancelled ones are not failures).
+    pub failed: u64,
+    /// Requests cancelled because the run stopped while they were in flight.
+    pub cancelled: u64,
+    /// Arrivals the schedule wanted but that were dropped at the in-flight cap.
+    pub missed: u64,
+    /// Arrivals that waited for a free slot at the in-flight cap and started late.
+    pub queued_late: u64,
+    /// Requests started during warm-up (not in any other counter or histogram).
+    pub warmup: u64,
+    /// Fixed-interval iterations that started late because the previous one overran.
+    pub overruns: u64,
+    /// Input (prompt) tokens, as reported by the server.
+    pub input_tokens: u64,
+    /// Output tokens: from server usage when reported, else counted content chunks.
+    pub output_tokens: u64,
+    /// Requests whose output tokens came from the server's usage report.
+    pub tokens_from_server: u64,
+    /// Requests whose output tokens were counted from content chunks.
+    pub tokens_counted: u64,
+    /// Content chunks received.
+    pub content_chunks: u64,
+    /// Response body bytes received.
+    pub bytes: u64,
+}
+
+impl Counters {
+    /// Adds every field of `other` to `self`.
+    pub fn merge(&mut self, other: &Counters) {
+        let Counters {
+            started,
+            succeeded,
+            failed,
+            cancelled,
+            missed,
+            queued_late,
+            warmup,
+            overruns,
+            input_tokens,
+            output_tokens,
+            tokens_from_server,
+            tokens_counted,
+            content_chunks,
+            bytes,
+        } = *other;
+        self.started += started;
+        self.succeeded += succeeded;
+        self.failed += failed;
+        self.cancelled += cancelled;
+        self.missed += missed;
+        self.queued_late += queued_late;
+        self.warmup += warmup;
+        self.overruns += overruns;
+        self.input_tokens += input_tokens;
+        self.output_tokens += output_tokens;
+        self.tokens_from_server += tokens_from_server;
+        self.tokens_counted += tokens_counted;
+        self.content_chunks += content_chunks;
+        self.bytes += bytes;
+    }
+
+    /// Requests that finished, successfully or not (cancelled ones excluded).
+    pub fn completed(&self) -> u64 {
+        self.succeeded + self.failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_adds_every_field() {
+        let a = Counters { started: 3, failed: 1, bytes: 10, ..Counters::default() };
+        let mut b = Counters { started: 2, succeeded: 2, bytes: 5, ..Counters::default() };
+        b.merge(&a);
+        assert_eq!(b.started, 5);
+        assert_eq!(b.completed(), 3);
+        assert_eq!(b.bytes, 15);
+    }
+}
