@@ -227,7 +227,11 @@ impl Collector {
     fn close_second(&mut self, last: bool) {
         let elapsed = self.start.elapsed();
         // The tick fires just after the boundary: the closing second is the one before it.
-        let closing = if last { elapsed } else { elapsed.saturating_sub(self.tick / 2) };
+        let closing = if last {
+            elapsed.saturating_sub(Duration::from_nanos(1))
+        } else {
+            elapsed.saturating_sub(self.tick / 2)
+        };
         let in_flight = self.live.in_flight;
         let ttft = (!self.ttft_second.is_empty()).then(|| self.ttft_second.quantile(0.5));
         let e2e = (!self.e2e_second.is_empty()).then(|| self.e2e_second.quantile(0.95));

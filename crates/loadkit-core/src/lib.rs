@@ -54,6 +54,7 @@
 mod client;
 mod collector;
 mod event;
+pub mod prompt;
 mod probe;
 mod runner;
 mod stats;

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::FutureExt as _;
 use loadkit_metrics::TimeoutPhase;
-use loadkit_schedule::{ArrivalSchedule, Pattern, UserSchedule};
+use loadkit_schedule::{ArrivalSchedule, Pacing, Pattern, UserSchedule};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -471,7 +471,8 @@ where
         };
         let at = shared.start + offset;
         if ctl.deadline.is_some_and(|d| at >= d) {
-            break Some(StopReason::Duration);
+            // Keep the measured window whole: the run lasts until its deadline.
+            break ctl.stopped().await;
         }
         tokio::select! {
             biased;
@@ -581,7 +582,14 @@ where
         biased;
         reason = ctl.stopped() => reason,
         _ = async { while users.join_next().await.is_some() {} } => {
-            if shared.limit_reached() { Some(StopReason::Requests) } else { Some(StopReason::Completed) }
+            if shared.limit_reached() {
+                Some(StopReason::Requests)
+            } else if ctl.deadline.is_some() {
+                // Every user is past its last iteration; the run still lasts until its deadline.
+                ctl.stopped().await
+            } else {
+                Some(StopReason::Completed)
+            }
         }
     };
     done.cancel();
@@ -609,6 +617,8 @@ where
         let start = self.shared.start;
         let pacing = self.schedule.pacing();
         let mut intended = self.schedule.first_start(self.user);
+        let mut overrun = false;
+        let mut slot = intended;
         loop {
             let mut reactivated = false;
             while self.user >= *self.target.borrow_and_update() {
@@ -620,6 +630,7 @@ where
             }
             if reactivated {
                 intended = intended.max(start.elapsed());
+                slot = intended;
             }
             if self.deadline.is_some_and(|d| start + intended >= d) {
                 return;
@@ -630,12 +641,20 @@ where
                 _ = sleep_until(start + intended) => {}
             }
             let Some((seq, warmup)) = self.shared.claim(intended) else { return };
-            let ctx = RequestCtx { seq, user: Some(self.user), scheduled: intended };
-            self.shared.execute(ctx, warmup, false).await;
-            let next = pacing.next_start(intended, start.elapsed());
-            if next.overrun {
+            if overrun {
+                // Counted only now that the late iteration really starts.
                 let _ = self.shared.tx.send(Msg::Overrun { warmup });
             }
+            // An overrun iteration starts at once, but it was meant for its slot: latency from
+            // the intended start includes the wait, as coordinated-omission correction requires.
+            let ctx = RequestCtx { seq, user: Some(self.user), scheduled: slot.min(intended) };
+            self.shared.execute(ctx, warmup, false).await;
+            let next = pacing.next_start(intended, start.elapsed());
+            overrun = next.overrun;
+            slot = match pacing {
+                Pacing::Interval(interval) if next.overrun => intended + interval,
+                _ => next.at,
+            };
             intended = next.at;
             if self.done.is_cancelled() {
                 return;

@@ -1,0 +1,350 @@
+//! Engine behaviour on tokio's paused clock: schedules, caps, stop conditions, classification.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use loadkit_core::metrics::ErrorKind;
+use loadkit_core::schedule::{ConstantRate, FixedInterval, FixedUsers};
+use loadkit_core::{
+    CancellationToken, Client, Control, Event, Observer, Probe, RequestCtx, RequestError,
+    RequestRecord, RunResult, Runner, Saturation, StopReason,
+};
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+/// A fake streaming server: waits `ttft`, then emits `tokens` chunks `itl` apart.
+#[derive(Clone)]
+struct Fake {
+    ttft: Duration,
+    itl: Duration,
+    tokens: u32,
+    fail: Option<ErrorKind>,
+    calls: Arc<AtomicU64>,
+}
+
+impl Fake {
+    fn new(ttft: Duration) -> Self {
+        Self { ttft, itl: Duration::ZERO, tokens: 1, fail: None, calls: Arc::default() }
+    }
+}
+
+impl Client for Fake {
+    type Request = u64;
+
+    async fn call(&self, _seq: u64, probe: &mut Probe) -> Result<(), RequestError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(self.ttft).await;
+        if let Some(kind) = self.fail {
+            return Err(RequestError::new(kind, "HTTP 503: overloaded"));
+        }
+        probe.mark_first_byte();
+        for i in 0..self.tokens {
+            if i > 0 {
+                tokio::time::sleep(self.itl).await;
+            }
+            probe.content(1, 4);
+        }
+        Ok(())
+    }
+}
+
+fn seq(ctx: &RequestCtx) -> u64 {
+    ctx.seq
+}
+
+fn near(actual: Duration, expected: Duration, tolerance: Duration) -> bool {
+    actual.abs_diff(expected) <= tolerance
+}
+
+#[tokio::test(start_paused = true)]
+async fn open_loop_constant_rate_measures_ttft_itl_and_tpot() {
+    let fake = Fake { itl: MS(10), tokens: 11, ..Fake::new(MS(50)) };
+    let r = Runner::builder(fake, seq)
+        .open_loop(ConstantRate::new(10.0).unwrap())
+        .duration(S(5))
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let s = &r.stats;
+    assert_eq!(r.stop_reason, StopReason::Duration);
+    assert_eq!(s.counters.started, 50);
+    assert_eq!(s.counters.succeeded, 50);
+    assert_eq!(s.counters.output_tokens, 550);
+    assert_eq!(s.counters.tokens_counted, 50);
+    assert!(near(s.ttft.quantile(0.5), MS(50), MS(2)), "{:?}", s.ttft);
+    assert!(near(s.itl.quantile(0.5), MS(10), MS(1)), "{:?}", s.itl);
+    assert_eq!(s.itl.count(), 500);
+    assert!(near(s.tpot.quantile(0.5), MS(10), MS(1)), "{:?}", s.tpot);
+    assert!(near(s.e2e.quantile(0.5), MS(150), MS(3)), "{:?}", s.e2e);
+    assert!(s.schedule_lag.max() < MS(2), "{:?}", s.schedule_lag);
+    // The timeline shows the realized load second by second.
+    assert!(s.timeline.len() >= 5);
+    for entry in &s.timeline[..5] {
+        assert_eq!(entry.intended, 10, "{entry:?}");
+        assert_eq!(entry.started, 10, "{entry:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn saturation_drop_counts_missed_arrivals() {
+    let r = Runner::builder(Fake::new(S(1)), seq)
+        .open_loop(ConstantRate::new(100.0).unwrap())
+        .duration(S(2))
+        .max_in_flight(10)
+        .on_saturation(Saturation::Drop)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let c = r.stats.counters;
+    assert_eq!(c.started + c.missed, 200, "{c:?}");
+    assert!(c.missed >= 160, "{c:?}");
+    assert_eq!(c.queued_late, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn saturation_queue_starts_late_and_records_the_lag() {
+    let r = Runner::builder(Fake::new(S(1)), seq)
+        .open_loop(ConstantRate::new(100.0).unwrap())
+        .requests(30)
+        .max_in_flight(10)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let s = &r.stats;
+    assert_eq!(r.stop_reason, StopReason::Requests);
+    assert_eq!(s.counters.succeeded, 30);
+    assert_eq!(s.counters.queued_late, 20);
+    assert_eq!(s.counters.missed, 0);
+    // The last queued request was meant for 0.29 s and started at 2 s.
+    assert!(s.schedule_lag.max() > MS(1600), "{:?}", s.schedule_lag);
+    assert!(s.e2e_corrected.quantile(0.99) > s.e2e.quantile(0.99) + MS(1000));
+}
+
+#[tokio::test(start_paused = true)]
+async fn closed_loop_sends_exactly_the_requested_count() {
+    let fake = Fake::new(MS(30));
+    let calls = Arc::clone(&fake.calls);
+    let r = Runner::builder(fake, seq)
+        .closed_loop(FixedUsers::new(4).unwrap())
+        .requests(101)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(r.stop_reason, StopReason::Requests);
+    assert_eq!(r.stats.counters.started, 101);
+    assert_eq!(r.stats.counters.succeeded, 101);
+    assert_eq!(calls.load(Ordering::Relaxed), 101);
+    assert!(r.stats.schedule_lag.max() < MS(1));
+}
+
+async fn fixed_interval_run(service: Duration) -> RunResult {
+    Runner::builder(Fake::new(service), seq)
+        .closed_loop(FixedInterval::new(200, S(20)).unwrap())
+        .duration(S(100))
+        .build()
+        .unwrap()
+        .run()
+        .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn fixed_interval_keeps_the_request_count_whatever_the_server_speed() {
+    let slow = fixed_interval_run(S(3)).await;
+    let fast = fixed_interval_run(MS(500)).await;
+    assert_eq!(slow.stats.counters.started, 1000);
+    assert_eq!(fast.stats.counters.started, 1000);
+    assert_eq!(slow.stats.counters.overruns, 0);
+    // Each user starts exactly one request per interval: 200 per 20 s window.
+    let per_window = |r: &RunResult, w: usize| -> u64 {
+        r.stats.timeline[w * 20..(w + 1) * 20].iter().map(|e| e.started).sum()
+    };
+    for w in 0..5 {
+        assert_eq!(per_window(&slow, w), 200);
+        assert_eq!(per_window(&fast, w), 200);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn fixed_interval_overruns_start_at_once_and_are_counted() {
+    let r = Runner::builder(Fake::new(S(25)), seq)
+        .closed_loop(FixedInterval::new(2, S(20)).unwrap())
+        .duration(S(100))
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let c = r.stats.counters;
+    // Back to back every 25 s: starts at 0, 25, 50, 75 per user.
+    assert_eq!(c.started, 8, "{c:?}");
+    assert_eq!(c.overruns, 6, "{c:?}");
+    assert!(r.stats.schedule_lag.max() >= S(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn warmup_requests_are_excluded_from_statistics() {
+    let r = Runner::builder(Fake::new(MS(10)), seq)
+        .open_loop(ConstantRate::new(10.0).unwrap())
+        .warmup(S(2))
+        .duration(S(3))
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let c = r.stats.counters;
+    assert_eq!(c.warmup, 20);
+    assert_eq!(c.started, 30);
+    assert_eq!(r.stats.e2e.count(), 30);
+    assert!(near(r.measured, S(3), MS(50)), "{:?}", r.measured);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeouts_are_classified() {
+    let r = Runner::builder(Fake::new(S(5)), seq)
+        .open_loop(ConstantRate::new(1.0).unwrap())
+        .requests(3)
+        .timeout(Some(S(1)))
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(r.stats.counters.failed, 3);
+    let rows = r.stats.errors.top(5);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].class, "timeout");
+    assert_eq!(rows[0].count, 3);
+    assert_eq!(rows[0].message, "total timeout after 1s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancellation_stops_at_once_and_still_returns_the_result() {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(MS(2250)).await;
+        cancel.cancel();
+    });
+    let r = Runner::builder(Fake::new(S(10)), seq)
+        .open_loop(ConstantRate::new(2.0).unwrap())
+        .duration(S(60))
+        .cancel_token(token)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(r.stop_reason, StopReason::Signal);
+    assert!(r.interrupted());
+    assert_eq!(r.stats.counters.started, 5);
+    assert_eq!(r.stats.counters.cancelled, 5);
+    assert_eq!(r.stats.counters.failed, 0);
+    assert!(r.elapsed < S(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_failures_stops_the_run() {
+    let fake = Fake { fail: Some(ErrorKind::HttpStatus(503)), ..Fake::new(MS(10)) };
+    let r = Runner::builder(fake, seq)
+        .open_loop(ConstantRate::new(10.0).unwrap())
+        .duration(S(60))
+        .max_failures(5)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(r.stop_reason, StopReason::MaxFailures);
+    assert!((5..=7).contains(&r.stats.counters.failed), "{:?}", r.stats.counters);
+    let rows = r.stats.errors.top(5);
+    assert_eq!(rows[0].message, "HTTP 503: overloaded");
+}
+
+#[derive(Default)]
+struct Seen {
+    ticks: u64,
+    finished: Vec<RequestRecord>,
+}
+
+struct Recorder(Arc<Mutex<Seen>>, u64);
+
+impl Observer for Recorder {
+    fn on_event(&mut self, event: &Event<'_>) -> Control {
+        let mut seen = self.0.lock().unwrap();
+        match event {
+            Event::Tick(live) => {
+                seen.ticks += 1;
+                assert!(live.elapsed >= S(seen.ticks));
+            }
+            Event::RequestFinished(r) => seen.finished.push((*r).clone()),
+            _ => {}
+        }
+        if seen.finished.len() as u64 >= self.1 {
+            Control::Stop(StopReason::Slo)
+        } else {
+            Control::Continue
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn observers_see_every_request_and_ticks_and_can_stop_the_run() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let r = Runner::builder(Fake::new(MS(100)), seq)
+        .closed_loop(FixedUsers::new(3).unwrap().with_stagger(S(1)))
+        .duration(S(600))
+        .observer(Recorder(Arc::clone(&seen), 60))
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(r.stop_reason, StopReason::Slo);
+    let seen = seen.lock().unwrap();
+    assert!(seen.ticks >= 2);
+    // Staggered users: user i first sends at i seconds.
+    for user in 0..3u32 {
+        let first = seen.finished.iter().filter(|r| r.user == Some(user)).map(|r| r.sent).min();
+        assert_eq!(first, Some(S(u64::from(user))), "user {user}");
+    }
+}
+
+struct Panics;
+
+impl Client for Panics {
+    type Request = u64;
+
+    async fn call(&self, seq: u64, _probe: &mut Probe) -> Result<(), RequestError> {
+        if seq % 2 == 0 {
+            panic!("bad client");
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_client_is_a_classified_error_not_a_crash() {
+    let r = Runner::builder(Panics, seq)
+        .open_loop(ConstantRate::new(100.0).unwrap())
+        .requests(10)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(r.stats.counters.failed, 5);
+    assert_eq!(r.stats.counters.succeeded, 5);
+    assert_eq!(r.stats.errors.top(1)[0].message, "client panicked: bad client");
+}
+
+#[test]
+fn invalid_configurations_are_rejected() {
+    use loadkit_core::ConfigError;
+    let b = || Runner::builder(Fake::new(MS(1)), seq);
+    assert_eq!(b().requests(1).build().unwrap_err(), ConfigError::NoSchedule);
+    let rate = || ConstantRate::new(1.0).unwrap();
+    assert_eq!(b().open_loop(rate()).build().unwrap_err(), ConfigError::Unbounded);
+    assert!(b().open_loop(rate()).requests(0).build().is_err());
+    assert!(b().open_loop(rate()).requests(1).max_in_flight(0).build().is_err());
+    assert!(b().open_loop(rate()).duration(Duration::ZERO).build().is_err());
+}
