@@ -1,1 +1,26 @@
-//! placeholder
+//! The loadkit run report: the versioned JSON model that users' scripts and CI rely on, built
+//! from a [`RunResult`](loadkit_core::RunResult), and its terminal rendering.
+//!
+//! The JSON contract is in docs/metrics.md and DESIGN.md section 9: the top level is stable from
+//! `schema_version: 1` on; fields may be added, none renamed. This crate is the only one whose
+//! types are serde-stable. It never prints: renderers return strings.
+
+mod model;
+mod terminal;
+
+pub use model::{
+    ErrorRow, Generator, Metric, Report, RunInfo, RunMeta, Throughput, TimelineRow, Tokens,
+    Totals, SCHEMA_VERSION,
+};
+pub use terminal::render_summary;
+
+/// Why a report could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The file is not valid report JSON.
+    #[error("not a loadkit report: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The report's schema is newer than this build understands.
+    #[error("report schema_version {0} is newer than this loadkit understands ({SCHEMA_VERSION})")]
+    Schema(u32),
+}

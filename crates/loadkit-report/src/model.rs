@@ -1,0 +1,398 @@
+//! The JSON report model (schema_version 1) and its construction from a run result.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use loadkit_core::metrics::Histogram;
+use loadkit_core::schedule::ParamValue;
+use loadkit_core::RunResult;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::ReportError;
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Runs whose schedule lag p99 exceeds this are marked generator-limited.
+const LIMITED_LAG: Duration = Duration::from_millis(10);
+
+/// Error groups kept in the report; the rest fold into one "other" row per class.
+const TOP_ERRORS: usize = 20;
+
+/// A whole run report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`SCHEMA_VERSION`] when written by this build.
+    pub schema_version: u32,
+    /// The loadkit version that wrote it.
+    pub loadkit_version: String,
+    /// What was run, against what, and how it ended.
+    pub run: RunInfo,
+    /// Request counts of the measured window.
+    pub totals: Totals,
+    /// Rates over the measured window.
+    pub throughput: Throughput,
+    /// Token totals and where they came from.
+    pub tokens: Tokens,
+    /// Latency distributions by name (`ttft`, `itl`, ...).
+    pub metrics: BTreeMap<String, Metric>,
+    /// Grouped errors, most frequent first.
+    pub errors: Vec<ErrorRow>,
+    /// One entry per second of the run.
+    pub timeline: Vec<TimelineRow>,
+    /// The load generator's own health.
+    pub generator: Generator,
+    /// Protocol-specific sections, beside the standard ones.
+    #[serde(flatten)]
+    pub sections: Map<String, Value>,
+}
+
+/// The `run` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// Protocol name (`openai-chat`, ...).
+    pub protocol: String,
+    /// The endpoint URL that was load-tested.
+    pub target: String,
+    /// The model requested, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The load pattern: `kind`, `loop` (`open` or `closed`) and every parameter.
+    pub pattern: Map<String, Value>,
+    /// Wall-clock start, RFC 3339.
+    pub started_at: String,
+    /// Length of the measured window in seconds (warm-up excluded).
+    pub duration_s: f64,
+    /// Warm-up in seconds (requests then are excluded from every statistic).
+    pub warmup_s: f64,
+    /// `duration`, `requests`, `max_failures`, `slo`, `signal` or `completed`.
+    pub stop_reason: String,
+    /// `true` when stopped by a signal (Ctrl+C); the report is still complete for what ran.
+    pub interrupted: bool,
+    /// The seed that makes prompts and random schedules reproducible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Further settings (max in flight, timeout, prompt, ...).
+    #[serde(flatten)]
+    pub settings: Map<String, Value>,
+}
+
+/// The `totals` section (measured window only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Requests started.
+    pub requests: u64,
+    /// Requests that succeeded.
+    pub succeeded: u64,
+    /// Requests that failed.
+    pub failed: u64,
+    /// Arrivals dropped at the in-flight cap.
+    pub missed: u64,
+    /// Requests cancelled because the run stopped.
+    #[serde(default)]
+    pub cancelled: u64,
+    /// Arrivals that waited for a slot at the in-flight cap.
+    #[serde(default)]
+    pub queued_late: u64,
+    /// Fixed-interval iterations that started late.
+    #[serde(default)]
+    pub overruns: u64,
+    /// Requests run during warm-up (not counted anywhere else).
+    #[serde(default)]
+    pub warmup: u64,
+}
+
+/// The `throughput` section.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Completed (successful) requests per second.
+    pub requests_per_s: f64,
+    /// Output tokens per second.
+    pub output_tokens_per_s: f64,
+    /// Input tokens per second.
+    pub input_tokens_per_s: f64,
+}
+
+/// The `tokens` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    /// Input tokens, as reported by the server (0 when it never reports them).
+    pub input_total: u64,
+    /// Output tokens.
+    pub output_total: u64,
+    /// `server` (every request's usage), `counted` (content chunks counted), or `mixed`.
+    pub source: String,
+}
+
+/// One latency (or other) distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    /// `ms`, `ratio`, `count` or `tokens_per_s`.
+    pub unit: String,
+    /// Number of values.
+    pub count: u64,
+    /// Mean (null when count is 0, like every statistic below).
+    pub mean: Option<f64>,
+    /// Minimum.
+    pub min: Option<f64>,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 90th percentile.
+    pub p90: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+    /// Maximum.
+    pub max: Option<f64>,
+    /// Base64 of the HdrHistogram V2 deflate serialization, in nanoseconds for `ms` metrics.
+    pub hdr: String,
+}
+
+/// One grouped error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorRow {
+    /// The error class (`http_status`, `timeout`, `truncated`, ...).
+    pub class: String,
+    /// The shared message.
+    pub message: String,
+    /// Occurrences.
+    pub count: u64,
+}
+
+/// One second of the timeline (all traffic, warm-up included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineRow {
+    /// Seconds since the run start.
+    pub t_s: u64,
+    /// Arrivals the schedule intended in this second.
+    pub intended: u64,
+    /// Requests actually sent in this second.
+    pub started: u64,
+    /// Requests that succeeded in this second.
+    pub completed: u64,
+    /// Requests that failed in this second.
+    pub failed: u64,
+    /// Requests in flight at the end of the second.
+    pub in_flight: u64,
+    /// Output tokens of requests completed in this second.
+    pub output_tokens: u64,
+    /// Median TTFT (ms) of requests completed in this second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_p50: Option<f64>,
+    /// 95th percentile end-to-end (ms) of requests completed in this second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2e_p95: Option<f64>,
+}
+
+/// The `generator` section: was the load generator itself a bottleneck?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generator {
+    /// Schedule lag (sent − intended) p99 in ms.
+    pub lag_p99_ms: f64,
+    /// Arrivals missed at the in-flight cap.
+    pub missed: u64,
+    /// `true` when lag p99 exceeded 10 ms for reasons other than the in-flight cap or
+    /// fixed-interval overruns: the numbers then describe the generator as much as the server.
+    pub limited: bool,
+    /// Client CPU time (user + system) in seconds, when the platform reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s: Option<f64>,
+    /// Peak resident memory of the client in MiB, when the platform reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_mib: Option<f64>,
+    /// Content chunks received (all measured requests).
+    pub content_events: u64,
+    /// Response bytes received.
+    pub bytes: u64,
+}
+
+/// What the report cannot learn from the run result: supplied by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct RunMeta {
+    /// Protocol name.
+    pub protocol: String,
+    /// Target URL.
+    pub target: String,
+    /// Model name.
+    pub model: Option<String>,
+    /// Seed.
+    pub seed: Option<u64>,
+    /// Extra `run` fields.
+    pub settings: Map<String, Value>,
+    /// Client CPU seconds.
+    pub cpu_s: Option<f64>,
+    /// Client peak RSS in bytes.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+fn ms(ns: u64) -> f64 {
+    (ns as f64 / 1e3).round() / 1e3
+}
+
+fn ms_duration(d: Duration) -> f64 {
+    ms(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1e3).round() / 1e3
+}
+
+impl Metric {
+    /// A millisecond metric from a nanosecond histogram.
+    pub fn from_histogram_ms(h: &Histogram) -> Self {
+        let s = h.summary();
+        let some = |v: f64| (s.count > 0).then_some(v);
+        Metric {
+            unit: "ms".to_owned(),
+            count: s.count,
+            mean: some(round3(s.mean / 1e6)),
+            min: some(ms(s.min)),
+            p50: some(ms(s.p50)),
+            p90: some(ms(s.p90)),
+            p95: some(ms(s.p95)),
+            p99: some(ms(s.p99)),
+            max: some(ms(s.max)),
+            hdr: h.to_base64(),
+        }
+    }
+}
+
+fn param_json(value: &ParamValue) -> Value {
+    match value {
+        ParamValue::Float(x) => serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number),
+        ParamValue::Int(n) => Value::from(*n),
+        ParamValue::Duration(d) => Value::from(humantime::format_duration(*d).to_string()),
+        ParamValue::Text(t) => Value::from(t.clone()),
+    }
+}
+
+impl Report {
+    /// Builds the report of `result`.
+    pub fn from_run(result: &RunResult, meta: RunMeta) -> Self {
+        let s = &result.stats;
+        let c = &s.counters;
+        let window = result.measured.as_secs_f64().max(1e-9);
+        let mut pattern = Map::new();
+        pattern.insert("kind".into(), result.pattern.kind.into());
+        pattern.insert("loop".into(), if result.pattern.open_loop { "open" } else { "closed" }.into());
+        for (name, value) in &result.pattern.params {
+            pattern.insert((*name).to_owned(), param_json(value));
+        }
+        let mut metrics = BTreeMap::new();
+        for (name, h) in [
+            ("ttft", &s.ttft),
+            ("ttft_corrected", &s.ttft_corrected),
+            ("itl", &s.itl),
+            ("tpot", &s.tpot),
+            ("e2e", &s.e2e),
+            ("e2e_corrected", &s.e2e_corrected),
+            ("schedule_lag", &s.schedule_lag),
+        ] {
+            metrics.insert(name.to_owned(), Metric::from_histogram_ms(h));
+        }
+        for (name, h) in &s.server {
+            metrics.insert((*name).to_owned(), Metric::from_histogram_ms(h));
+        }
+        let source = match (c.tokens_from_server, c.tokens_counted) {
+            (0, _) => "counted",
+            (_, 0) => "server",
+            _ => "mixed",
+        };
+        let lag_p99 = s.schedule_lag.quantile(0.99);
+        Report {
+            schema_version: SCHEMA_VERSION,
+            loadkit_version: env!("CARGO_PKG_VERSION").to_owned(),
+            run: RunInfo {
+                protocol: meta.protocol,
+                target: meta.target,
+                model: meta.model,
+                pattern,
+                started_at: humantime::format_rfc3339_millis(result.started_at).to_string(),
+                duration_s: round3(result.measured.as_secs_f64()),
+                warmup_s: round3(result.warmup.as_secs_f64()),
+                stop_reason: result.stop_reason.as_str().to_owned(),
+                interrupted: result.interrupted(),
+                seed: meta.seed,
+                settings: meta.settings,
+            },
+            totals: Totals {
+                requests: c.started,
+                succeeded: c.succeeded,
+                failed: c.failed,
+                missed: c.missed,
+                cancelled: c.cancelled,
+                queued_late: c.queued_late,
+                overruns: c.overruns,
+                warmup: c.warmup,
+            },
+            throughput: Throughput {
+                requests_per_s: round3(c.succeeded as f64 / window),
+                output_tokens_per_s: round3(c.output_tokens as f64 / window),
+                input_tokens_per_s: round3(c.input_tokens as f64 / window),
+            },
+            tokens: Tokens {
+                input_total: c.input_tokens,
+                output_total: c.output_tokens,
+                source: source.to_owned(),
+            },
+            metrics,
+            errors: s
+                .errors
+                .top(TOP_ERRORS)
+                .into_iter()
+                .map(|g| ErrorRow { class: g.class, message: g.message, count: g.count })
+                .collect(),
+            timeline: s
+                .timeline
+                .iter()
+                .map(|e| TimelineRow {
+                    t_s: e.t_s,
+                    intended: e.intended,
+                    started: e.started,
+                    completed: e.completed,
+                    failed: e.failed,
+                    in_flight: e.in_flight,
+                    output_tokens: e.output_tokens,
+                    ttft_p50: e.ttft_p50.map(ms_duration),
+                    e2e_p95: e.e2e_p95.map(ms_duration),
+                })
+                .collect(),
+            generator: Generator {
+                lag_p99_ms: ms_duration(lag_p99),
+                missed: c.missed,
+                limited: lag_p99 > LIMITED_LAG && c.queued_late == 0 && c.overruns == 0,
+                cpu_s: meta.cpu_s.map(round3),
+                peak_rss_mib: meta.peak_rss_bytes.map(|b| round3(b as f64 / (1024.0 * 1024.0))),
+                content_events: c.content_chunks,
+                bytes: c.bytes,
+            },
+            sections: Map::new(),
+        }
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+
+    /// Reads a report back, refusing schema versions newer than this build.
+    pub fn from_json(text: &str) -> Result<Self, ReportError> {
+        let report: Report = serde_json::from_str(text)?;
+        if report.schema_version > SCHEMA_VERSION {
+            return Err(ReportError::Schema(report.schema_version));
+        }
+        Ok(report)
+    }
+
+    /// The success ratio of measured requests (1.0 when nothing ran).
+    pub fn success_ratio(&self) -> f64 {
+        let done = self.totals.succeeded + self.totals.failed;
+        if done == 0 {
+            1.0
+        } else {
+            self.totals.succeeded as f64 / done as f64
+        }
+    }
+}

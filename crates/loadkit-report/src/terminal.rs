@@ -1,0 +1,111 @@
+//! The end-of-run summary table for terminals (plain text, no colours, 80 columns).
+
+use std::fmt::Write as _;
+
+use crate::{Metric, Report};
+
+/// Rows of the latency table: (label, metric name).
+const ROWS: [(&str, &str); 6] = [
+    ("TTFT", "ttft"),
+    ("TTFT from sched", "ttft_corrected"),
+    ("ITL", "itl"),
+    ("TPOT", "tpot"),
+    ("E2E", "e2e"),
+    ("E2E from sched", "e2e_corrected"),
+];
+
+/// Renders the final summary: requests, success rate, throughput, the latency table
+/// (p50 / p90 / p95 / p99 / max in ms), grouped errors and the generator's health.
+pub fn render_summary(report: &Report) -> String {
+    let mut out = String::new();
+    let run = &report.run;
+    let t = &report.totals;
+    let _ = writeln!(out, "loadkit {} · {} · {}", report.loadkit_version, run.protocol, run.target);
+    let kind = run.pattern.get("kind").and_then(|v| v.as_str()).unwrap_or("?");
+    let params: Vec<String> = run
+        .pattern
+        .iter()
+        .filter(|(k, _)| *k != "kind" && *k != "loop")
+        .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+        .collect();
+    let _ = writeln!(
+        out,
+        "pattern {kind} ({} loop) {} · {:.1} s measured{} · stopped: {}{}",
+        run.pattern.get("loop").and_then(|v| v.as_str()).unwrap_or("?"),
+        params.join(" "),
+        run.duration_s,
+        if run.warmup_s > 0.0 { format!(" after {:.1} s warm-up", run.warmup_s) } else { String::new() },
+        run.stop_reason,
+        if run.interrupted { " (interrupted)" } else { "" },
+    );
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "Requests    {} sent · {} ok · {} failed ({:.1} % success){}{}",
+        t.requests,
+        t.succeeded,
+        t.failed,
+        report.success_ratio() * 100.0,
+        if t.missed > 0 { format!(" · {} missed at the in-flight cap", t.missed) } else { String::new() },
+        if t.cancelled > 0 { format!(" · {} cancelled", t.cancelled) } else { String::new() },
+    );
+    let tp = &report.throughput;
+    let _ = writeln!(
+        out,
+        "Throughput  {:.2} req/s · {:.1} output tok/s · {} output tokens ({})",
+        tp.requests_per_s, tp.output_tokens_per_s, report.tokens.output_total, report.tokens.source,
+    );
+    out.push('\n');
+    let _ = writeln!(out, "{:<16}{:>10}{:>10}{:>10}{:>10}{:>10}", "ms", "p50", "p90", "p95", "p99", "max");
+    for (label, name) in ROWS {
+        let Some(m) = report.metrics.get(name) else { continue };
+        if m.count == 0 {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{label:<16}{}{}{}{}{}",
+            cell(m, |m| m.p50),
+            cell(m, |m| m.p90),
+            cell(m, |m| m.p95),
+            cell(m, |m| m.p99),
+            cell(m, |m| m.max)
+        );
+    }
+    if !report.errors.is_empty() {
+        out.push_str("\nErrors\n");
+        for e in &report.errors {
+            let _ = writeln!(out, "  [{}x] {}", e.count, e.message);
+        }
+    }
+    let g = &report.generator;
+    let _ = write!(out, "\nGenerator   schedule lag p99 {:.2} ms", g.lag_p99_ms);
+    if t.queued_late > 0 {
+        let _ = write!(out, " · {} queued at the in-flight cap", t.queued_late);
+    }
+    if t.overruns > 0 {
+        let _ = write!(out, " · {} interval overruns", t.overruns);
+    }
+    if let Some(cpu) = g.cpu_s {
+        let _ = write!(out, " · client CPU {cpu:.2} s");
+    }
+    if let Some(rss) = g.peak_rss_mib {
+        let _ = write!(out, " · peak RSS {rss:.1} MiB");
+    }
+    out.push('\n');
+    if g.limited {
+        out.push_str(
+            "WARNING     the generator lagged its schedule (lag p99 > 10 ms): latencies include \
+             client-side delay; lower the rate or add shards\n",
+        );
+    }
+    out
+}
+
+fn cell(m: &Metric, pick: impl Fn(&Metric) -> Option<f64>) -> String {
+    match pick(m) {
+        Some(v) if v >= 1000.0 => format!("{v:>10.0}"),
+        Some(v) => format!("{v:>10.2}"),
+        None => format!("{:>10}", "-"),
+    }
+}
