@@ -1,2 +1,87 @@
-//! x
-fn main(){}
+//! `cargo xtask`: loadkit's build and benchmark orchestration, in Rust, with few dependencies.
+//!
+//! - `cargo xtask ci`: format check, clippy with `-D warnings`, the test suite, and
+//!   `cargo deny check licenses bans sources` when cargo-deny is installed.
+//! - `cargo xtask bench-stream [--streams N] [--seconds T] [--tokens K]`: builds release, runs the
+//!   simulator (zero pacing) and the client as separate processes pinned to separate cores, and
+//!   prints throughput, client CPU efficiency, memory and timing error against DESIGN.md §8.
+
+mod bench;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context as _, Result};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("bench-stream") => bench::bench_stream(&args[1..]),
+        Some("help" | "--help" | "-h") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown task '{other}'\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <task>
+  ci                      fmt --check, clippy -D warnings, tests, cargo deny (when installed)
+  bench-stream [options]  release build; simulator and client on separate cores; prints figures
+      --streams N         concurrent streams (default 64)
+      --seconds T         seconds per phase (default 10)
+      --tokens K          tokens per response in the throughput phase (default 256)";
+
+/// The workspace root (the parent of this crate's directory).
+pub(crate) fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+}
+
+pub(crate) fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn step(name: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask ci: {name}");
+    let status = cmd.status().with_context(|| format!("cannot run {name}"))?;
+    if !status.success() {
+        bail!("{name} failed ({status})");
+    }
+    Ok(())
+}
+
+fn ci() -> Result<()> {
+    step("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    step(
+        "cargo clippy",
+        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+    )?;
+    step("cargo test", cargo().args(["test", "--workspace"]))?;
+    step(
+        "example: load-test an async fn with loadkit-core",
+        cargo().args(["run", "--quiet", "-p", "loadkit-core", "--example", "load_test_fn"]),
+    )?;
+    let has_deny = Command::new("cargo")
+        .args(["deny", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_deny {
+        step(
+            "cargo deny",
+            cargo().args(["deny", "--offline", "check", "licenses", "bans", "sources"]),
+        )?;
+    } else {
+        eprintln!("xtask ci: cargo-deny not installed, skipping (cargo install cargo-deny)");
+    }
+    Ok(())
+}
