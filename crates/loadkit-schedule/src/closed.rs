@@ -33,13 +33,22 @@ impl Pacing {
     /// moment becomes the new reference, so one slow response does not cause a catch-up burst.
     pub fn next_start(self, previous: Duration, ended: Duration) -> NextStart {
         match self {
-            Pacing::Back2Back => NextStart { at: ended, overrun: false },
+            Pacing::Back2Back => NextStart {
+                at: ended,
+                overrun: false,
+            },
             Pacing::Interval(interval) => {
                 let slot = previous + interval;
                 if ended <= slot {
-                    NextStart { at: slot, overrun: false }
+                    NextStart {
+                        at: slot,
+                        overrun: false,
+                    }
                 } else {
-                    NextStart { at: ended, overrun: true }
+                    NextStart {
+                        at: ended,
+                        overrun: true,
+                    }
                 }
             }
         }
@@ -73,6 +82,14 @@ pub trait UserSchedule: Send + Sync + fmt::Debug {
         Pacing::Back2Back
     }
 
+    /// The offset at which the schedule is over, so the run may complete without any other stop
+    /// condition (`stages` ends after its last step), or `None` for schedules that go on until
+    /// the run's own stop condition (duration, request count, ...). The count after `end` holds
+    /// at [`UserSchedule::users_at`]`(end)`.
+    fn end(&self) -> Option<Duration> {
+        None
+    }
+
     /// The pattern's kind and parameters, for the report.
     fn pattern(&self) -> Pattern;
 }
@@ -91,7 +108,10 @@ impl FixedUsers {
         if users == 0 {
             return Err(ScheduleError("users must be at least 1".into()));
         }
-        Ok(Self { users, stagger: Duration::ZERO })
+        Ok(Self {
+            users,
+            stagger: Duration::ZERO,
+        })
     }
 
     /// User `i` starts at `i × stagger`.
@@ -145,7 +165,11 @@ impl FixedInterval {
         if interval.is_zero() {
             return Err(ScheduleError("interval must be positive".into()));
         }
-        Ok(Self { users, interval, stagger: Duration::ZERO })
+        Ok(Self {
+            users,
+            interval,
+            stagger: Duration::ZERO,
+        })
     }
 
     /// User `i` starts at `i × stagger`.
@@ -193,14 +217,32 @@ mod tests {
     #[test]
     fn interval_pacing_waits_out_the_interval() {
         let p = Pacing::Interval(S(20));
-        assert_eq!(p.next_start(S(0), S(3)), NextStart { at: S(20), overrun: false });
-        assert_eq!(p.next_start(S(20), S(40)), NextStart { at: S(40), overrun: false });
+        assert_eq!(
+            p.next_start(S(0), S(3)),
+            NextStart {
+                at: S(20),
+                overrun: false
+            }
+        );
+        assert_eq!(
+            p.next_start(S(20), S(40)),
+            NextStart {
+                at: S(40),
+                overrun: false
+            }
+        );
     }
 
     #[test]
     fn interval_pacing_starts_late_iterations_at_once_and_flags_them() {
         let p = Pacing::Interval(S(20));
-        assert_eq!(p.next_start(S(0), S(25)), NextStart { at: S(25), overrun: true });
+        assert_eq!(
+            p.next_start(S(0), S(25)),
+            NextStart {
+                at: S(25),
+                overrun: true
+            }
+        );
     }
 
     #[test]
@@ -210,7 +252,9 @@ mod tests {
 
     #[test]
     fn stagger_spaces_first_starts() {
-        let s = FixedInterval::new(10, S(20)).unwrap().with_stagger(Duration::from_millis(100));
+        let s = FixedInterval::new(10, S(20))
+            .unwrap()
+            .with_stagger(Duration::from_millis(100));
         assert_eq!(s.first_start(0), Duration::ZERO);
         assert_eq!(s.first_start(7), Duration::from_millis(700));
         assert!(FixedUsers::new(0).is_err());
