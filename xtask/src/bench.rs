@@ -21,11 +21,17 @@ struct Options {
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut o = Options { streams: 64, seconds: 10, tokens: 256 };
+    let mut o = Options {
+        streams: 64,
+        seconds: 10,
+        tokens: 256,
+    };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
-        let n: u32 = value.parse().with_context(|| format!("{flag} takes a whole number, got '{value}'"))?;
+        let n: u32 = value
+            .parse()
+            .with_context(|| format!("{flag} takes a whole number, got '{value}'"))?;
         match flag.as_str() {
             "--streams" => o.streams = n,
             "--seconds" => o.seconds = n,
@@ -50,7 +56,10 @@ impl Drop for Server {
 }
 
 fn has_taskset() -> bool {
-    Command::new("taskset").arg("-V").output().is_ok_and(|o| o.status.success())
+    Command::new("taskset")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn pinned(core: u32, program: &Path) -> Command {
@@ -65,7 +74,15 @@ fn pinned(core: u32, program: &Path) -> Command {
 
 fn start_server(bin: &Path, ttft: &str, itl: &str, tokens: u32) -> Result<(Server, String)> {
     let mut child = pinned(1, bin)
-        .args(["serve-sim", "--ttft", ttft, "--itl", itl, "--tokens", &tokens.to_string()])
+        .args([
+            "serve-sim",
+            "--ttft",
+            ttft,
+            "--itl",
+            itl,
+            "--tokens",
+            &tokens.to_string(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -73,7 +90,9 @@ fn start_server(bin: &Path, ttft: &str, itl: &str, tokens: u32) -> Result<(Serve
     let stdout = child.stdout.take().context("simulator stdout")?;
     let server = Server(child);
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).context("reading the simulator's address")?;
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .context("reading the simulator's address")?;
     let url = line
         .trim()
         .strip_prefix("listening on ")
@@ -101,13 +120,18 @@ fn run_client(bin: &Path, url: &str, o: &Options, out: &Path) -> Result<Value> {
 }
 
 fn f(v: &Value, path: &[&str]) -> f64 {
-    path.iter().fold(v, |v, k| &v[k]).as_f64().unwrap_or(f64::NAN)
+    path.iter()
+        .fold(v, |v, k| &v[k])
+        .as_f64()
+        .unwrap_or(f64::NAN)
 }
 
 pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
     let o = parse(args)?;
     eprintln!("bench-stream: building release (cargo build --release -p loadkit-cli)");
-    let status = cargo().args(["build", "--release", "--quiet", "-p", "loadkit-cli"]).status()?;
+    let status = cargo()
+        .args(["build", "--release", "--quiet", "-p", "loadkit-cli"])
+        .status()?;
     if !status.success() {
         bail!("release build failed");
     }
@@ -125,12 +149,27 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
     let cpu = f(&r, &["generator", "cpu_s"]);
     let secs = f(&r, &["run", "duration_s"]);
     let failed = f(&r, &["totals", "failed"]);
-    println!("bench-stream: {} streams x {} s, {} tokens per response, zero pacing", o.streams, o.seconds, o.tokens);
-    println!("  streams/s                       {:>12.0}", f(&r, &["throughput", "requests_per_s"]));
+    println!(
+        "bench-stream: {} streams x {} s, {} tokens per response, zero pacing",
+        o.streams, o.seconds, o.tokens
+    );
+    println!(
+        "  streams/s                       {:>12.0}",
+        f(&r, &["throughput", "requests_per_s"])
+    );
     println!("  content events/s                {:>12.0}", events / secs);
-    println!("  events per client CPU-second    {:>12.0}   (budget >= 1,000,000)", events / cpu);
-    println!("  client CPU                      {:>12.2} s over {secs:.1} s", cpu);
-    println!("  client peak RSS                 {:>12.1} MiB", f(&r, &["generator", "peak_rss_mib"]));
+    println!(
+        "  events per client CPU-second    {:>12.0}   (budget >= 1,000,000)",
+        events / cpu
+    );
+    println!(
+        "  client CPU                      {:>12.2} s over {secs:.1} s",
+        cpu
+    );
+    println!(
+        "  client peak RSS                 {:>12.1} MiB",
+        f(&r, &["generator", "peak_rss_mib"])
+    );
     println!("  failed requests                 {:>12.0}", failed);
 
     // Phase 2: paced tokens, timing error against the injected truth.
@@ -139,7 +178,10 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
     let r = run_client(&bin, &url, &paced, &out.join("timing"))?;
     drop(server);
     let err = |metric: &str, q: &str, truth: f64| f(&r, &["metrics", metric, q]) - truth;
-    println!("bench-stream: {} streams x {} s, TTFT 50 ms and ITL 10 ms injected", paced.streams, paced.seconds);
+    println!(
+        "bench-stream: {} streams x {} s, TTFT 50 ms and ITL 10 ms injected",
+        paced.streams, paced.seconds
+    );
     println!(
         "  TTFT error p50 / p99 / max      {:>8.3} / {:.3} / {:.3} ms",
         err("ttft", "p50", 50.0),
@@ -152,7 +194,11 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
         err("itl", "p99", 10.0),
         err("itl", "max", 10.0)
     );
-    println!("  requests                        {:>12.0} ok, {:.0} failed", f(&r, &["totals", "succeeded"]), f(&r, &["totals", "failed"]));
+    println!(
+        "  requests                        {:>12.0} ok, {:.0} failed",
+        f(&r, &["totals", "succeeded"]),
+        f(&r, &["totals", "failed"])
+    );
     println!("  reports in {}", out.display());
     Ok(())
 }

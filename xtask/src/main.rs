@@ -42,7 +42,10 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 /// The workspace root (the parent of this crate's directory).
 pub(crate) fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
 }
 
 pub(crate) fn cargo() -> Command {
@@ -61,15 +64,32 @@ fn step(name: &str, cmd: &mut Command) -> Result<()> {
 }
 
 fn ci() -> Result<()> {
-    step("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    step(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
     step(
         "cargo clippy",
-        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
     step("cargo test", cargo().args(["test", "--workspace"]))?;
     step(
         "example: load-test an async fn with loadkit-core",
-        cargo().args(["run", "--quiet", "-p", "loadkit-core", "--example", "load_test_fn"]),
+        cargo().args([
+            "run",
+            "--quiet",
+            "-p",
+            "loadkit-core",
+            "--example",
+            "load_test_fn",
+        ]),
     )?;
     let has_deny = Command::new("cargo")
         .args(["deny", "--version"])

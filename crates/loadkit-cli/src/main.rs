@@ -1,1 +1,133 @@
-fn main(){}
+//! `loadkit`: the command-line load tester for AI serving endpoints. Glue only: flags, signals,
+//! terminal, files and exit codes; everything else lives in the library crates.
+
+mod args;
+mod live;
+mod pattern;
+mod plan;
+mod process;
+mod run;
+mod scenario;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::args::{Cli, Command};
+
+/// Exit codes, as docs and `--help` state them.
+pub(crate) mod exit {
+    /// Everything ran and no threshold failed.
+    pub(crate) const OK: u8 = 0;
+    /// A threshold failed (e.g. `--max-failures` reached).
+    pub(crate) const THRESHOLD: u8 = 1;
+    /// Bad flags or configuration.
+    pub(crate) const USAGE: u8 = 2;
+    /// The target could not be reached before the run started.
+    pub(crate) const UNREACHABLE: u8 = 3;
+    /// Interrupted by Ctrl+C or SIGTERM (reports are still written).
+    pub(crate) const INTERRUPTED: u8 = 130;
+}
+
+/// An error that ends the program with a specific exit code and a one-line message.
+#[derive(Debug)]
+pub(crate) struct Fatal {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+}
+
+impl Fatal {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: exit::USAGE,
+            message: message.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let argv = match plan::expand_scenario(std::env::args().collect()) {
+        Ok(argv) => argv,
+        Err(fatal) => {
+            eprintln!("error: {}", fatal.message);
+            return ExitCode::from(fatal.code);
+        }
+    };
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(e),
+    };
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run::run(*args).await,
+            Command::Plan(args) => plan::plan(&args),
+            Command::Scenarios(args) => plan::scenarios(&args),
+            Command::ServeSim(args) => serve::serve(args).await,
+        }
+    });
+    // In-flight tasks were cancelled; do not wait for stragglers.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(fatal) => {
+            eprintln!("error: {}", fatal.message);
+            ExitCode::from(fatal.code)
+        }
+    }
+}
+
+/// Prints a clap error as one line (help and version go to stdout as usual).
+fn clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                exit::USAGE
+            } else {
+                exit::OK
+            },
+        );
+    }
+    let rendered = e.render().to_string();
+    let line: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    eprintln!("{} (see --help)", line.join(" "));
+    ExitCode::from(exit::USAGE)
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOADKIT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -34,6 +34,12 @@ async fn main() {
         p99.as_secs_f64() * 1e3,
     );
     assert_eq!(result.stats.counters.failed, 0);
-    assert!(p50 >= Duration::from_millis(2) && p50 < Duration::from_millis(15), "p50 {p50:?}");
-    assert!(p99 >= Duration::from_millis(20), "p99 {p99:?} must see the slow keys");
+    assert!(
+        p50 >= Duration::from_millis(2) && p50 < Duration::from_millis(15),
+        "p50 {p50:?}"
+    );
+    assert!(
+        p99 >= Duration::from_millis(20),
+        "p99 {p99:?} must see the slow keys"
+    );
 }

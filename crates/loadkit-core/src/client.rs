@@ -77,7 +77,10 @@ pub struct RequestError {
 impl RequestError {
     /// An error of class `kind`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 
     /// An HTTP status error; `body` is cut to a short single-line snippet.
@@ -95,7 +98,11 @@ impl RequestError {
     pub fn timeout(phase: TimeoutPhase, after: Duration) -> Self {
         Self::new(
             ErrorKind::Timeout(phase),
-            format!("{} timeout after {}", phase.as_str().replace('_', " "), fmt_duration(after)),
+            format!(
+                "{} timeout after {}",
+                phase.as_str().replace('_', " "),
+                fmt_duration(after)
+            ),
         )
     }
 
@@ -121,7 +128,10 @@ impl RequestError {
 
     /// The run stopped while the request was in flight.
     pub fn cancelled() -> Self {
-        Self::new(ErrorKind::Cancelled, "cancelled: the run stopped while the request was in flight")
+        Self::new(
+            ErrorKind::Cancelled,
+            "cancelled: the run stopped while the request was in flight",
+        )
     }
 }
 
@@ -186,7 +196,10 @@ where
     Fut: Future<Output = Result<(), RequestError>> + Send,
     R: Send + 'static,
 {
-    FnClient { f, _request: PhantomData }
+    FnClient {
+        f,
+        _request: PhantomData,
+    }
 }
 
 impl<F, R, Fut> Client for FnClient<F, R>

@@ -24,13 +24,28 @@ pub(crate) struct GapBatch {
 }
 
 /// What tasks tell the collector.
+///
+/// `Gaps` is deliberately kept inline (264 bytes) rather than boxed: boxing would allocate on the
+/// per-chunk path; the channel stores messages in pre-allocated blocks.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Msg {
-    Started { seq: u64, scheduled: Duration, sent: Duration, warmup: bool, queued: bool },
+    Started {
+        seq: u64,
+        scheduled: Duration,
+        sent: Duration,
+        warmup: bool,
+        queued: bool,
+    },
     Gaps(GapBatch),
     Finished(Box<RequestRecord>),
-    Missed { scheduled: Duration, warmup: bool },
-    Overrun { warmup: bool },
+    Missed {
+        scheduled: Duration,
+        warmup: bool,
+    },
+    Overrun {
+        warmup: bool,
+    },
     Phase(Phase),
 }
 
@@ -73,8 +88,15 @@ impl Collector {
             stop_reason: None,
             start,
             tick,
-            phase: if warmup { Phase::Warmup } else { Phase::Measuring },
-            live: LiveStats { window: tick * WINDOW_SLOTS as u32, ..LiveStats::default() },
+            phase: if warmup {
+                Phase::Warmup
+            } else {
+                Phase::Measuring
+            },
+            live: LiveStats {
+                window: tick * WINDOW_SLOTS as u32,
+                ..LiveStats::default()
+            },
             ttft_window: RotatingWindow::new(WINDOW_SLOTS),
             e2e_window: RotatingWindow::new(WINDOW_SLOTS),
             ttft_second: Default::default(),
@@ -113,14 +135,23 @@ impl Collector {
         let timeline = &mut self.stats.timeline;
         if timeline.len() <= idx {
             let from = timeline.len();
-            timeline.extend((from..=idx).map(|i| TimelineEntry { t_s: i as u64, ..Default::default() }));
+            timeline.extend((from..=idx).map(|i| TimelineEntry {
+                t_s: i as u64,
+                ..Default::default()
+            }));
         }
         &mut timeline[idx]
     }
 
     fn apply(&mut self, msg: Msg) {
         match msg {
-            Msg::Started { seq, scheduled, sent, warmup, queued } => {
+            Msg::Started {
+                seq,
+                scheduled,
+                sent,
+                warmup,
+                queued,
+            } => {
                 self.live.started += 1;
                 self.live.in_flight += 1;
                 self.timeline_at(scheduled).intended += 1;
@@ -133,7 +164,12 @@ impl Collector {
                         self.stats.counters.queued_late += 1;
                     }
                 }
-                self.notify(&Event::RequestStarted { seq, scheduled, sent, warmup });
+                self.notify(&Event::RequestStarted {
+                    seq,
+                    scheduled,
+                    sent,
+                    warmup,
+                });
             }
             Msg::Gaps(batch) => {
                 if !batch.warmup {
@@ -162,7 +198,8 @@ impl Collector {
 
     fn finished(&mut self, r: &RequestRecord) {
         self.live.in_flight = self.live.in_flight.saturating_sub(1);
-        let cancelled = matches!(&r.error, Some(e) if e.kind == loadkit_metrics::ErrorKind::Cancelled);
+        let cancelled =
+            matches!(&r.error, Some(e) if e.kind == loadkit_metrics::ErrorKind::Cancelled);
         let tokens = r.output_tokens_or_counted();
         let entry = self.timeline_at(r.end);
         match &r.error {

@@ -85,7 +85,9 @@ impl RequestRecord {
             return None;
         }
         let span = self.end.saturating_sub(first);
-        Some(Duration::from_nanos((span.as_nanos() / u128::from(tokens - 1)) as u64))
+        Some(Duration::from_nanos(
+            (span.as_nanos() / u128::from(tokens - 1)) as u64,
+        ))
     }
 }
 
@@ -98,7 +100,10 @@ pub struct ServerTimings {
 
 impl ServerTimings {
     pub(crate) fn push(&mut self, name: &'static str, value: Duration) {
-        if let Some(slot) = self.items[..usize::from(self.len)].iter_mut().find(|(n, _)| *n == name) {
+        if let Some(slot) = self.items[..usize::from(self.len)]
+            .iter_mut()
+            .find(|(n, _)| *n == name)
+        {
             slot.1 = value;
         } else if usize::from(self.len) < self.items.len() {
             self.items[usize::from(self.len)] = (name, value);

@@ -54,8 +54,8 @@
 mod client;
 mod collector;
 mod event;
-pub mod prompt;
 mod probe;
+pub mod prompt;
 mod runner;
 mod stats;
 mod timing;

@@ -23,8 +23,17 @@ pub struct Probe {
 
 impl Probe {
     pub(crate) fn new(start: Instant, record: RequestRecord, tx: UnboundedSender<Msg>) -> Self {
-        let gaps = GapBatch { len: 0, warmup: record.warmup, ns: [0; GAP_BATCH] };
-        Self { start, record, gaps, tx }
+        let gaps = GapBatch {
+            len: 0,
+            warmup: record.warmup,
+            ns: [0; GAP_BATCH],
+        };
+        Self {
+            start,
+            record,
+            gaps,
+            tx,
+        }
     }
 
     #[inline]
@@ -136,7 +145,9 @@ impl Probe {
     }
 
     #[cfg(test)]
-    pub(crate) fn detached(record: RequestRecord) -> (Self, tokio::sync::mpsc::UnboundedReceiver<Msg>) {
+    pub(crate) fn detached(
+        record: RequestRecord,
+    ) -> (Self, tokio::sync::mpsc::UnboundedReceiver<Msg>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         (Self::new(Instant::now(), record, tx), rx)
     }

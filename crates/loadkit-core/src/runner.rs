@@ -21,6 +21,9 @@ use crate::stats::RunResult;
 use crate::timing::sleep_until;
 use crate::{Client, Probe, RequestCtx, RequestError, Source};
 
+/// Time between the run's setup and its first scheduled instant.
+const START_LEAD: Duration = Duration::from_millis(5);
+
 /// What an open-loop arrival does when `max_in_flight` requests are already running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Saturation {
@@ -69,7 +72,7 @@ pub enum ConfigError {
     /// Neither `open_loop` nor `closed_loop` was given.
     #[error("no schedule: call open_loop(...) or closed_loop(...)")]
     NoSchedule,
-    /// Neither a duration nor a request count bounds the run.
+    /// Neither a duration, a request count nor a finite schedule bounds the run.
     #[error("the run is unbounded: set a duration or a request count")]
     Unbounded,
     /// A parameter is out of range.
@@ -237,17 +240,22 @@ where
     pub fn build(self) -> Result<Runner<C, S>, ConfigError> {
         let load = self.load.ok_or(ConfigError::NoSchedule)?;
         let c = &self.config;
-        if c.duration.is_none() && c.requests.is_none() {
+        let ends = matches!(&load, Load::Closed(s) if s.end().is_some());
+        if c.duration.is_none() && c.requests.is_none() && !ends {
             return Err(ConfigError::Unbounded);
         }
         if c.duration == Some(Duration::ZERO) {
             return Err(ConfigError::Invalid("duration must be positive".into()));
         }
         if c.requests == Some(0) {
-            return Err(ConfigError::Invalid("the request count must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "the request count must be at least 1".into(),
+            ));
         }
         if c.max_in_flight == 0 {
-            return Err(ConfigError::Invalid("max in flight must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "max in flight must be at least 1".into(),
+            ));
         }
         if c.timeout == Some(Duration::ZERO) {
             return Err(ConfigError::Invalid("timeout must be positive".into()));
@@ -302,7 +310,8 @@ where
     }
 
     fn limit_reached(&self) -> bool {
-        self.request_limit.is_some_and(|limit| self.measured.load(Ordering::Relaxed) >= limit)
+        self.request_limit
+            .is_some_and(|limit| self.measured.load(Ordering::Relaxed) >= limit)
     }
 
     async fn execute(&self, ctx: RequestCtx, warmup: bool, queued: bool) {
@@ -374,11 +383,20 @@ where
     /// meets is a classified error inside the result.
     pub async fn run(self) -> RunResult {
         let pattern = self.pattern();
-        let Runner { client, source, load, config, observers, cancel } = self;
+        let Runner {
+            client,
+            source,
+            load,
+            config,
+            observers,
+            cancel,
+        } = self;
         let (tx, rx) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        let start = Instant::now();
-        let started_at = SystemTime::now();
+        // The schedule starts a moment after setup, so the first arrivals are not late by the
+        // time it takes to spawn the collector and wake the runtime's threads.
+        let start = Instant::now() + START_LEAD;
+        let started_at = SystemTime::now() + START_LEAD;
         let collector = Collector::new(
             observers,
             config.max_failures,
@@ -400,8 +418,24 @@ where
             measured: AtomicU64::new(0),
             request_limit: config.requests,
         });
-        let deadline = config.duration.map(|d| start + config.warmup + d);
-        let ctl = Control { cancel: &cancel, stop: &stop, deadline, grace: config.grace };
+        // The run ends at its duration, or where a finite user schedule (stages) ends.
+        let schedule_end = match &load {
+            Load::Closed(s) => s.end().map(|end| start + end),
+            Load::Open(_) => None,
+        };
+        let deadline = match (
+            config.duration.map(|d| start + config.warmup + d),
+            schedule_end,
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let ctl = Control {
+            cancel: &cancel,
+            stop: &stop,
+            deadline,
+            grace: config.grace,
+        };
         let reason = match load {
             Load::Open(schedule) => run_open(&shared, schedule, &config, &ctl).await,
             Load::Closed(schedule) => run_closed(&shared, schedule, &ctl).await,
@@ -412,7 +446,10 @@ where
             Ok(c) => c,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
-        let stop_reason = collector.stop_reason.or(reason).unwrap_or(StopReason::Completed);
+        let stop_reason = collector
+            .stop_reason
+            .or(reason)
+            .unwrap_or(StopReason::Completed);
         let elapsed = end - start;
         RunResult {
             stats: collector.stats,
@@ -486,7 +523,10 @@ where
         let (permit, queued) = match slots.clone().try_acquire_owned() {
             Ok(permit) => (permit, false),
             Err(_) if config.saturation == Saturation::Drop => {
-                let _ = shared.tx.send(Msg::Missed { scheduled: offset, warmup });
+                let _ = shared.tx.send(Msg::Missed {
+                    scheduled: offset,
+                    warmup,
+                });
                 continue;
             }
             Err(_) => tokio::select! {
@@ -502,7 +542,11 @@ where
         };
         let task = Arc::clone(shared);
         tokio::spawn(async move {
-            let ctx = RequestCtx { seq, user: None, scheduled: offset };
+            let ctx = RequestCtx {
+                seq,
+                user: None,
+                scheduled: offset,
+            };
             task.execute(ctx, warmup, queued).await;
             drop(permit);
         });
@@ -595,7 +639,10 @@ where
     done.cancel();
     controller.abort();
     let _ = shared.tx.send(Msg::Phase(Phase::Draining));
-    drain(reason, ctl, &shared.abort, async { while users.join_next().await.is_some() {} }).await;
+    drain(reason, ctl, &shared.abort, async {
+        while users.join_next().await.is_some() {}
+    })
+    .await;
     reason
 }
 
@@ -640,14 +687,20 @@ where
                 _ = self.done.cancelled() => return,
                 _ = sleep_until(start + intended) => {}
             }
-            let Some((seq, warmup)) = self.shared.claim(intended) else { return };
+            let Some((seq, warmup)) = self.shared.claim(intended) else {
+                return;
+            };
             if overrun {
                 // Counted only now that the late iteration really starts.
                 let _ = self.shared.tx.send(Msg::Overrun { warmup });
             }
             // An overrun iteration starts at once, but it was meant for its slot: latency from
             // the intended start includes the wait, as coordinated-omission correction requires.
-            let ctx = RequestCtx { seq, user: Some(self.user), scheduled: slot.min(intended) };
+            let ctx = RequestCtx {
+                seq,
+                user: Some(self.user),
+                scheduled: slot.min(intended),
+            };
             self.shared.execute(ctx, warmup, false).await;
             let next = pacing.next_start(intended, start.elapsed());
             overrun = next.overrun;

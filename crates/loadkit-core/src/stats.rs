@@ -133,7 +133,8 @@ impl RunStats {
         self.errors.merge(&other.errors);
         self.reasoning_requests += other.reasoning_requests;
         if self.timeline.len() < other.timeline.len() {
-            self.timeline.resize_with(other.timeline.len(), TimelineEntry::default);
+            self.timeline
+                .resize_with(other.timeline.len(), TimelineEntry::default);
         }
         for (i, (mine, theirs)) in self.timeline.iter_mut().zip(&other.timeline).enumerate() {
             mine.t_s = i as u64;

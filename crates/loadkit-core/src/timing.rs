@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// How much of each wait is spent yielding instead of sleeping on the timer wheel.
-const SPIN: Duration = Duration::from_micros(1_200);
+/// How much of each wait is spent yielding instead of sleeping on the timer wheel: the timer
+/// rounds deadlines up to the next millisecond and the parked thread wakes late by up to about
+/// another millisecond.
+const SPIN: Duration = Duration::from_micros(2_500);
 
 /// Waits until `deadline` with sub-millisecond precision.
 ///

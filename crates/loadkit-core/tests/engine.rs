@@ -26,7 +26,13 @@ struct Fake {
 
 impl Fake {
     fn new(ttft: Duration) -> Self {
-        Self { ttft, itl: Duration::ZERO, tokens: 1, fail: None, calls: Arc::default() }
+        Self {
+            ttft,
+            itl: Duration::ZERO,
+            tokens: 1,
+            fail: None,
+            calls: Arc::default(),
+        }
     }
 }
 
@@ -60,7 +66,11 @@ fn near(actual: Duration, expected: Duration, tolerance: Duration) -> bool {
 
 #[tokio::test(start_paused = true)]
 async fn open_loop_constant_rate_measures_ttft_itl_and_tpot() {
-    let fake = Fake { itl: MS(10), tokens: 11, ..Fake::new(MS(50)) };
+    let fake = Fake {
+        itl: MS(10),
+        tokens: 11,
+        ..Fake::new(MS(50))
+    };
     let r = Runner::builder(fake, seq)
         .open_loop(ConstantRate::new(10.0).unwrap())
         .duration(S(5))
@@ -162,7 +172,10 @@ async fn fixed_interval_keeps_the_request_count_whatever_the_server_speed() {
     assert_eq!(slow.stats.counters.overruns, 0);
     // Each user starts exactly one request per interval: 200 per 20 s window.
     let per_window = |r: &RunResult, w: usize| -> u64 {
-        r.stats.timeline[w * 20..(w + 1) * 20].iter().map(|e| e.started).sum()
+        r.stats.timeline[w * 20..(w + 1) * 20]
+            .iter()
+            .map(|e| e.started)
+            .sum()
     };
     for w in 0..5 {
         assert_eq!(per_window(&slow, w), 200);
@@ -247,7 +260,10 @@ async fn cancellation_stops_at_once_and_still_returns_the_result() {
 
 #[tokio::test(start_paused = true)]
 async fn max_failures_stops_the_run() {
-    let fake = Fake { fail: Some(ErrorKind::HttpStatus(503)), ..Fake::new(MS(10)) };
+    let fake = Fake {
+        fail: Some(ErrorKind::HttpStatus(503)),
+        ..Fake::new(MS(10))
+    };
     let r = Runner::builder(fake, seq)
         .open_loop(ConstantRate::new(10.0).unwrap())
         .duration(S(60))
@@ -257,7 +273,11 @@ async fn max_failures_stops_the_run() {
         .run()
         .await;
     assert_eq!(r.stop_reason, StopReason::MaxFailures);
-    assert!((5..=7).contains(&r.stats.counters.failed), "{:?}", r.stats.counters);
+    assert!(
+        (5..=7).contains(&r.stats.counters.failed),
+        "{:?}",
+        r.stats.counters
+    );
     let rows = r.stats.errors.top(5);
     assert_eq!(rows[0].message, "HTTP 503: overloaded");
 }
@@ -305,7 +325,12 @@ async fn observers_see_every_request_and_ticks_and_can_stop_the_run() {
     assert!(seen.ticks >= 2);
     // Staggered users: user i first sends at i seconds.
     for user in 0..3u32 {
-        let first = seen.finished.iter().filter(|r| r.user == Some(user)).map(|r| r.sent).min();
+        let first = seen
+            .finished
+            .iter()
+            .filter(|r| r.user == Some(user))
+            .map(|r| r.sent)
+            .min();
         assert_eq!(first, Some(S(u64::from(user))), "user {user}");
     }
 }
@@ -334,17 +359,52 @@ async fn a_panicking_client_is_a_classified_error_not_a_crash() {
         .await;
     assert_eq!(r.stats.counters.failed, 5);
     assert_eq!(r.stats.counters.succeeded, 5);
-    assert_eq!(r.stats.errors.top(1)[0].message, "client panicked: bad client");
+    assert_eq!(
+        r.stats.errors.top(1)[0].message,
+        "client panicked: bad client"
+    );
 }
 
 #[test]
 fn invalid_configurations_are_rejected() {
     use loadkit_core::ConfigError;
     let b = || Runner::builder(Fake::new(MS(1)), seq);
-    assert_eq!(b().requests(1).build().unwrap_err(), ConfigError::NoSchedule);
+    assert_eq!(
+        b().requests(1).build().unwrap_err(),
+        ConfigError::NoSchedule
+    );
     let rate = || ConstantRate::new(1.0).unwrap();
-    assert_eq!(b().open_loop(rate()).build().unwrap_err(), ConfigError::Unbounded);
+    assert_eq!(
+        b().open_loop(rate()).build().unwrap_err(),
+        ConfigError::Unbounded
+    );
     assert!(b().open_loop(rate()).requests(0).build().is_err());
-    assert!(b().open_loop(rate()).requests(1).max_in_flight(0).build().is_err());
-    assert!(b().open_loop(rate()).duration(Duration::ZERO).build().is_err());
+    assert!(b()
+        .open_loop(rate())
+        .requests(1)
+        .max_in_flight(0)
+        .build()
+        .is_err());
+    assert!(b()
+        .open_loop(rate())
+        .duration(Duration::ZERO)
+        .build()
+        .is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finite_user_schedule_ends_the_run_by_itself() {
+    use loadkit_core::schedule::StagesUsers;
+    let stages = StagesUsers::parse("2s:4,3s:4,1s:0").unwrap();
+    let r = Runner::builder(Fake::new(MS(100)), seq)
+        .closed_loop(stages)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(r.stop_reason, StopReason::Duration);
+    assert!(near(r.elapsed, S(6), MS(150)), "{:?}", r.elapsed);
+    // Users 1..4 ramp up over 2 s, 4 hold for 3 s: about 2 s × 2 users + 3 s × 4 users at 10/s.
+    let started = r.stats.counters.started;
+    assert!((150..=190).contains(&started), "{started}");
 }

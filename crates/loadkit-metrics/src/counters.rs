@@ -81,8 +81,18 @@ mod tests {
 
     #[test]
     fn merge_adds_every_field() {
-        let a = Counters { started: 3, failed: 1, bytes: 10, ..Counters::default() };
-        let mut b = Counters { started: 2, succeeded: 2, bytes: 5, ..Counters::default() };
+        let a = Counters {
+            started: 3,
+            failed: 1,
+            bytes: 10,
+            ..Counters::default()
+        };
+        let mut b = Counters {
+            started: 2,
+            succeeded: 2,
+            bytes: 5,
+            ..Counters::default()
+        };
         b.merge(&a);
         assert_eq!(b.started, 5);
         assert_eq!(b.completed(), 3);

@@ -111,7 +111,11 @@ pub struct ErrorTable {
 impl ErrorTable {
     /// A table that keeps up to `capacity` distinct messages.
     pub fn new(capacity: usize) -> Self {
-        Self { capacity, groups: HashMap::new(), other: HashMap::new() }
+        Self {
+            capacity,
+            groups: HashMap::new(),
+            other: HashMap::new(),
+        }
     }
 
     /// Counts one occurrence of `message` in class `kind`.
@@ -158,16 +162,26 @@ impl ErrorTable {
             })
             .collect();
         rows.sort_by(|a, b| {
-            b.count.cmp(&a.count).then_with(|| a.class.cmp(&b.class)).then_with(|| a.message.cmp(&b.message))
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.class.cmp(&b.class))
+                .then_with(|| a.message.cmp(&b.message))
         });
-        let mut other: HashMap<String, u64> =
-            self.other.iter().map(|(c, n)| ((*c).to_owned(), *n)).collect();
+        let mut other: HashMap<String, u64> = self
+            .other
+            .iter()
+            .map(|(c, n)| ((*c).to_owned(), *n))
+            .collect();
         for row in rows.drain(top.min(rows.len())..).collect::<Vec<_>>() {
             *other.entry(row.class).or_default() += row.count;
         }
         let mut folded: Vec<ErrorGroup> = other
             .into_iter()
-            .map(|(class, count)| ErrorGroup { class, message: "other".to_owned(), count })
+            .map(|(class, count)| ErrorGroup {
+                class,
+                message: "other".to_owned(),
+                count,
+            })
             .collect();
         folded.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.class.cmp(&b.class)));
         rows.extend(folded);

@@ -156,8 +156,10 @@ impl Histogram {
             .map_err(|e| DecodeError::Format(format!("{e:?}")))?;
         let mut out = Self::new();
         for v in decoded.iter_recorded() {
-            out.inner
-                .saturating_record_n(v.value_iterated_to().clamp(1, HIGHEST_NS), v.count_at_value());
+            out.inner.saturating_record_n(
+                v.value_iterated_to().clamp(1, HIGHEST_NS),
+                v.count_at_value(),
+            );
         }
         Ok(out)
     }
@@ -203,7 +205,11 @@ mod tests {
         let (mut a, mut b, mut both) = (Histogram::new(), Histogram::new(), Histogram::new());
         for i in 0..1000u64 {
             let v = i * 7919 % 100_003 + 1;
-            if i % 3 == 0 { a.record_value(v) } else { b.record_value(v) }
+            if i % 3 == 0 {
+                a.record_value(v)
+            } else {
+                b.record_value(v)
+            }
             both.record_value(v);
         }
         a.merge(&b);
@@ -231,8 +237,14 @@ mod tests {
 
     #[test]
     fn garbage_is_a_decode_error_not_a_panic() {
-        assert!(matches!(Histogram::from_base64("***"), Err(DecodeError::Base64(_))));
-        assert!(matches!(Histogram::from_base64("aGVsbG8="), Err(DecodeError::Format(_))));
+        assert!(matches!(
+            Histogram::from_base64("***"),
+            Err(DecodeError::Base64(_))
+        ));
+        assert!(matches!(
+            Histogram::from_base64("aGVsbG8="),
+            Err(DecodeError::Format(_))
+        ));
     }
 
     #[test]

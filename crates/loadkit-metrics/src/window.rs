@@ -16,7 +16,11 @@ pub struct RotatingWindow {
 impl RotatingWindow {
     /// A window of `slots` periods (at least one).
     pub fn new(slots: usize) -> Self {
-        Self { slots: vec![Histogram::new(); slots.max(1)], current: 0, merged: Histogram::new() }
+        Self {
+            slots: vec![Histogram::new(); slots.max(1)],
+            current: 0,
+            merged: Histogram::new(),
+        }
     }
 
     /// Records into the current period.

@@ -1,1 +1,49 @@
-//! placeholder
+//! An OpenAI-compatible load-testing client for loadkit: `/v1/chat/completions` and
+//! `/v1/completions`, streaming (SSE) and not, against any server that speaks the API (vLLM,
+//! llama.cpp's `llama-server`, TGI, LiteLLM, OpenAI itself).
+//!
+//! [`OpenAiClient`] implements [`loadkit_core::Client`]: drive it with a
+//! [`Runner`](loadkit_core::Runner) and a workload that makes [`OpenAiRequest`]s.
+//!
+//! # What is measured
+//!
+//! Exactly loadkit's measurement model (docs/metrics.md):
+//!
+//! - the first byte is the response head;
+//! - a content chunk is a chunk carrying non-empty generated text: `delta.content`,
+//!   `delta.reasoning_content` / `delta.reasoning` (flagged as reasoning), tool-call name and
+//!   argument fragments, or `text` for completions. Role-only chunks, `content: null`, empty
+//!   strings, `finish_reason`-only chunks and usage-only chunks (`"choices": []`) are not content;
+//! - `usage.prompt_tokens` / `usage.completion_tokens` are recorded when the server sends them
+//!   (streams ask for them with `stream_options.include_usage`); otherwise output tokens are the
+//!   content chunks counted;
+//! - a non-streaming response is one content chunk of `completion_tokens` units (1 without usage).
+//!
+//! # Errors
+//!
+//! | what happened | class | message |
+//! |---|---|---|
+//! | non-2xx status | `http_status` | `HTTP 503: <error.message or body snippet>` |
+//! | stream ended without `[DONE]` and without a `finish_reason` | `truncated` | `stream ended before [DONE]` |
+//! | connection reset / closed inside the body | `truncated` | `connection reset mid-stream` |
+//! | a chunk that is not valid JSON (or not UTF-8) | `protocol` | `malformed chunk: ...` |
+//! | an event larger than the limit | `protocol` | `sse event exceeds the maximum size of N bytes` |
+//! | streaming asked, 200 answered with another media type | `protocol` | `expected text/event-stream, got ...` |
+//! | `{"error": {...}}` inside the stream, or `event: error` | `server_error` | the error's message |
+//! | refused, DNS, TLS, deadlines | `connect`, `tls`, `timeout` | see [`loadkit_sse::HttpClient`] |
+//!
+//! A stream that has a `finish_reason` but ends without `[DONE]` succeeds: some servers omit
+//! `[DONE]`, and a stream that said why it finished is complete.
+//!
+//! # Performance
+//!
+//! Per chunk, the client does no allocation and takes no lock: the SSE framer hands out slices of
+//! one reused buffer, and chunks are deserialized into borrowed structs that only measure the
+//! generated text (see `parse.rs`). Per request it allocates the JSON body and a header map.
+
+mod client;
+mod config;
+mod parse;
+
+pub use client::{OpenAiClient, OpenAiRequest};
+pub use config::{ConfigError, Endpoint, OpenAiConfig};

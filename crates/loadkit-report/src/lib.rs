@@ -9,8 +9,8 @@ mod model;
 mod terminal;
 
 pub use model::{
-    ErrorRow, Generator, Metric, Report, RunInfo, RunMeta, Throughput, TimelineRow, Tokens,
-    Totals, SCHEMA_VERSION,
+    ErrorRow, Generator, Metric, Report, RunInfo, RunMeta, Throughput, TimelineRow, Tokens, Totals,
+    SCHEMA_VERSION,
 };
 pub use terminal::render_summary;
 

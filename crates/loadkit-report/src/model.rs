@@ -276,7 +276,15 @@ impl Report {
         let window = result.measured.as_secs_f64().max(1e-9);
         let mut pattern = Map::new();
         pattern.insert("kind".into(), result.pattern.kind.into());
-        pattern.insert("loop".into(), if result.pattern.open_loop { "open" } else { "closed" }.into());
+        pattern.insert(
+            "loop".into(),
+            if result.pattern.open_loop {
+                "open"
+            } else {
+                "closed"
+            }
+            .into(),
+        );
         for (name, value) in &result.pattern.params {
             pattern.insert((*name).to_owned(), param_json(value));
         }
@@ -342,7 +350,11 @@ impl Report {
                 .errors
                 .top(TOP_ERRORS)
                 .into_iter()
-                .map(|g| ErrorRow { class: g.class, message: g.message, count: g.count })
+                .map(|g| ErrorRow {
+                    class: g.class,
+                    message: g.message,
+                    count: g.count,
+                })
                 .collect(),
             timeline: s
                 .timeline
@@ -364,7 +376,9 @@ impl Report {
                 missed: c.missed,
                 limited: lag_p99 > LIMITED_LAG && c.queued_late == 0 && c.overruns == 0,
                 cpu_s: meta.cpu_s.map(round3),
-                peak_rss_mib: meta.peak_rss_bytes.map(|b| round3(b as f64 / (1024.0 * 1024.0))),
+                peak_rss_mib: meta
+                    .peak_rss_bytes
+                    .map(|b| round3(b as f64 / (1024.0 * 1024.0))),
                 content_events: c.content_chunks,
                 bytes: c.bytes,
             },

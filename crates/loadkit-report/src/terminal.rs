@@ -20,23 +20,47 @@ pub fn render_summary(report: &Report) -> String {
     let mut out = String::new();
     let run = &report.run;
     let t = &report.totals;
-    let _ = writeln!(out, "loadkit {} · {} · {}", report.loadkit_version, run.protocol, run.target);
-    let kind = run.pattern.get("kind").and_then(|v| v.as_str()).unwrap_or("?");
+    let _ = writeln!(
+        out,
+        "loadkit {} · {} · {}",
+        report.loadkit_version, run.protocol, run.target
+    );
+    let kind = run
+        .pattern
+        .get("kind")
+        .and_then(|v| v.as_str())
+        .unwrap_or("?");
     let params: Vec<String> = run
         .pattern
         .iter()
         .filter(|(k, _)| *k != "kind" && *k != "loop")
-        .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+            )
+        })
         .collect();
     let _ = writeln!(
         out,
         "pattern {kind} ({} loop) {} · {:.1} s measured{} · stopped: {}{}",
-        run.pattern.get("loop").and_then(|v| v.as_str()).unwrap_or("?"),
+        run.pattern
+            .get("loop")
+            .and_then(|v| v.as_str())
+            .unwrap_or("?"),
         params.join(" "),
         run.duration_s,
-        if run.warmup_s > 0.0 { format!(" after {:.1} s warm-up", run.warmup_s) } else { String::new() },
+        if run.warmup_s > 0.0 {
+            format!(" after {:.1} s warm-up", run.warmup_s)
+        } else {
+            String::new()
+        },
         run.stop_reason,
-        if run.interrupted { " (interrupted)" } else { "" },
+        if run.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        },
     );
     out.push('\n');
     let _ = writeln!(
@@ -46,8 +70,16 @@ pub fn render_summary(report: &Report) -> String {
         t.succeeded,
         t.failed,
         report.success_ratio() * 100.0,
-        if t.missed > 0 { format!(" · {} missed at the in-flight cap", t.missed) } else { String::new() },
-        if t.cancelled > 0 { format!(" · {} cancelled", t.cancelled) } else { String::new() },
+        if t.missed > 0 {
+            format!(" · {} missed at the in-flight cap", t.missed)
+        } else {
+            String::new()
+        },
+        if t.cancelled > 0 {
+            format!(" · {} cancelled", t.cancelled)
+        } else {
+            String::new()
+        },
     );
     let tp = &report.throughput;
     let _ = writeln!(
@@ -56,9 +88,15 @@ pub fn render_summary(report: &Report) -> String {
         tp.requests_per_s, tp.output_tokens_per_s, report.tokens.output_total, report.tokens.source,
     );
     out.push('\n');
-    let _ = writeln!(out, "{:<16}{:>10}{:>10}{:>10}{:>10}{:>10}", "ms", "p50", "p90", "p95", "p99", "max");
+    let _ = writeln!(
+        out,
+        "{:<16}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        "ms", "p50", "p90", "p95", "p99", "max"
+    );
     for (label, name) in ROWS {
-        let Some(m) = report.metrics.get(name) else { continue };
+        let Some(m) = report.metrics.get(name) else {
+            continue;
+        };
         if m.count == 0 {
             continue;
         }

@@ -15,7 +15,10 @@ impl Client for Fake {
     async fn call(&self, seq: u64, probe: &mut Probe) -> Result<(), RequestError> {
         tokio::time::sleep(Duration::from_millis(50)).await;
         if seq % 10 == 9 {
-            return Err(RequestError::new(ErrorKind::HttpStatus(503), "HTTP 503: Too many concurrent requests"));
+            return Err(RequestError::new(
+                ErrorKind::HttpStatus(503),
+                "HTTP 503: Too many concurrent requests",
+            ));
         }
         probe.mark_first_byte();
         for i in 0..5 {
@@ -52,7 +55,16 @@ async fn the_json_report_follows_the_schema() {
     let r = report().await;
     let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
     assert_eq!(json["schema_version"], 1);
-    for key in ["run", "totals", "throughput", "tokens", "metrics", "errors", "timeline", "generator"] {
+    for key in [
+        "run",
+        "totals",
+        "throughput",
+        "tokens",
+        "metrics",
+        "errors",
+        "timeline",
+        "generator",
+    ] {
         assert!(json.get(key).is_some(), "missing {key}");
     }
     assert_eq!(json["run"]["pattern"]["kind"], "constant");
@@ -65,7 +77,15 @@ async fn the_json_report_follows_the_schema() {
     assert_eq!(json["tokens"]["source"], "server");
     assert_eq!(json["tokens"]["output_total"], 27 * 5);
     assert_eq!(json["tokens"]["input_total"], 27 * 12);
-    for name in ["ttft", "ttft_corrected", "itl", "tpot", "e2e", "e2e_corrected", "schedule_lag"] {
+    for name in [
+        "ttft",
+        "ttft_corrected",
+        "itl",
+        "tpot",
+        "e2e",
+        "e2e_corrected",
+        "schedule_lag",
+    ] {
         let m = &json["metrics"][name];
         assert_eq!(m["unit"], "ms", "{name}");
         assert!(m["hdr"].as_str().unwrap().len() > 10, "{name}");
@@ -87,18 +107,32 @@ async fn reports_round_trip_and_histograms_decode() {
     assert_eq!(back, r);
     let h = loadkit_core::metrics::Histogram::from_base64(&back.metrics["e2e"].hdr).unwrap();
     assert_eq!(h.count(), 27);
-    let newer = r.to_json().replacen("\"schema_version\": 1", "\"schema_version\": 99", 1);
-    assert!(Report::from_json(&newer).unwrap_err().to_string().contains("newer"));
+    let newer = r
+        .to_json()
+        .replacen("\"schema_version\": 1", "\"schema_version\": 99", 1);
+    assert!(Report::from_json(&newer)
+        .unwrap_err()
+        .to_string()
+        .contains("newer"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_terminal_summary_shows_requests_latencies_and_grouped_errors() {
     let text = render_summary(&report().await);
-    assert!(text.contains("30 sent · 27 ok · 3 failed (90.0 % success)"), "{text}");
-    assert!(text.contains("[3x] HTTP 503: Too many concurrent requests"), "{text}");
+    assert!(
+        text.contains("30 sent · 27 ok · 3 failed (90.0 % success)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[3x] HTTP 503: Too many concurrent requests"),
+        "{text}"
+    );
     let ttft = text.lines().find(|l| l.starts_with("TTFT ")).unwrap();
     assert!(ttft.contains("50."), "{ttft}");
     for label in ["ITL", "TPOT", "E2E"] {
-        assert!(text.lines().any(|l| l.starts_with(label)), "{label} row missing:\n{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with(label)),
+            "{label} row missing:\n{text}"
+        );
     }
 }

@@ -94,6 +94,30 @@ pub trait UserSchedule: Send + Sync + fmt::Debug {
     fn pattern(&self) -> Pattern;
 }
 
+impl UserSchedule for Box<dyn UserSchedule> {
+    fn max_users(&self) -> u32 {
+        (**self).max_users()
+    }
+    fn users_at(&self, t: Duration) -> u32 {
+        (**self).users_at(t)
+    }
+    fn next_change(&self, t: Duration) -> Option<Duration> {
+        (**self).next_change(t)
+    }
+    fn first_start(&self, user: u32) -> Duration {
+        (**self).first_start(user)
+    }
+    fn pacing(&self) -> Pacing {
+        (**self).pacing()
+    }
+    fn end(&self) -> Option<Duration> {
+        (**self).end()
+    }
+    fn pattern(&self) -> Pattern {
+        (**self).pattern()
+    }
+}
+
 /// `constant` (closed loop): a fixed number of users, each looping back to back; user `i` starts
 /// at `i × stagger`.
 #[derive(Debug, Clone)]

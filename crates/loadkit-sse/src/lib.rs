@@ -1,1 +1,47 @@
-//! placeholder
+//! HTTP client plumbing and incremental stream framing for loadkit's protocol clients.
+//!
+//! - [`HttpClient`]: hyper 1 with a pooled keep-alive HTTP/1.1 connector (`TCP_NODELAY`,
+//!   connect timeout) and rustls for `https` (`ring` provider, Mozilla roots). It marks the
+//!   first byte and the body bytes on the request's [`Probe`](loadkit_core::Probe), enforces a
+//!   first-byte timeout and an idle timeout between body frames, and classifies every failure
+//!   into loadkit's taxonomy (`connect`, `tls`, `timeout (connect|first_byte|idle)`,
+//!   `truncated`, `protocol`).
+//! - [`preflight`]: opens one connection (TCP, plus TLS for `https`) to check that a target is
+//!   reachable before a run starts.
+//! - [`SseDecoder`] and [`NdjsonDecoder`]: incremental, bounded framers that hand out events and
+//!   lines as slices of one reused buffer, with no allocation per event.
+//!
+//! # Example: frame a Server-Sent Events stream
+//!
+//! ```
+//! use loadkit_sse::SseDecoder;
+//!
+//! let mut sse = SseDecoder::new(loadkit_sse::DEFAULT_MAX_EVENT_SIZE);
+//! let mut datas = Vec::new();
+//! for read in [&b"data: he"[..], b"llo\r\n\r\n: ping\n\ndata: [DO", b"NE]\n\n"] {
+//!     sse.push(read);
+//!     while let Some(event) = sse.next_event()? {
+//!         datas.push(event.data_str()?.to_owned());
+//!     }
+//! }
+//! assert_eq!(datas, ["hello", "[DONE]"]);
+//! # Ok::<(), loadkit_sse::FrameError>(())
+//! ```
+//!
+//! # Invariants
+//!
+//! - Nothing here measures time: milestones go on the probe, which the engine stamps.
+//! - Error messages carry no per-request values, so identical failures group in the report.
+//! - The framers never hold more than about one maximum-size event plus one received frame.
+
+mod classify;
+mod connect;
+mod frame;
+mod http;
+mod ndjson;
+mod sse;
+
+pub use frame::{FrameError, DEFAULT_MAX_EVENT_SIZE};
+pub use http::{parse_url, preflight, ConfigError, HttpClient, HttpConfig, Response, ResponseBody};
+pub use ndjson::NdjsonDecoder;
+pub use sse::{SseDecoder, SseEvent};

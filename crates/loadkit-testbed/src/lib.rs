@@ -1,1 +1,40 @@
-//! placeholder
+//! Simulated AI-serving servers for tests, benchmarks and demos: they bind `127.0.0.1:0`, speak
+//! the real wire protocols, and follow a script of latencies, output lengths and faults.
+//!
+//! | module | server |
+//! |---|---|
+//! | [`openai`] | OpenAI-compatible `/v1/chat/completions` and `/v1/completions`, streaming and not |
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use loadkit_testbed::openai::{self, SimConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let server = openai::serve(SimConfig {
+//!     ttft: Duration::from_millis(20),
+//!     itl: Duration::from_millis(5),
+//!     output_tokens: 16,
+//!     ..SimConfig::default()
+//! })
+//! .await?;
+//! assert!(server.base_url().starts_with("http://127.0.0.1:"));
+//! assert!(server.base_url().ends_with("/v1"));
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Invariants
+//!
+//! - Servers only ever listen where the caller says (`127.0.0.1:0` by default): no fixed ports.
+//! - Pacing is computed from the request's arrival instant, never accumulated write by write.
+//! - Every fault is selected deterministically (every Nth request or a seeded fraction), so a
+//!   test can assert exact counts.
+//! - The library never prints: diagnostics go through `tracing`.
+
+pub mod openai;
+mod precise;
+mod server;

@@ -1,0 +1,338 @@
+//! Command-line flags (clap), with value parsers that turn bad input into one clear line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// loadkit: load-test AI serving endpoints (LLM streaming over OpenAI-compatible SSE).
+///
+/// With no --url, `loadkit run` starts a built-in simulated OpenAI-compatible server and
+/// load-tests it, so you can see the whole experience first.
+///
+/// Exit codes: 0 ok, 1 a threshold failed (e.g. --max-failures reached), 2 bad flags or
+/// configuration, 3 target unreachable before start, 130 interrupted (reports still written).
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadkit",
+    version,
+    propagate_version = true,
+    args_override_self = true
+)]
+pub(crate) struct Cli {
+    /// More log output on stderr (-v info, -vv debug); LOADKIT_LOG=... overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Load-test an endpoint (or the built-in simulator when --url is not given).
+    Run(Box<RunArgs>),
+    /// Print the planned load per second of a pattern as a chart (and CSV), sending nothing.
+    Plan(Box<PlanArgs>),
+    /// List scenarios: the built-in presets, or those of a file.
+    Scenarios(ScenariosArgs),
+    /// Run the built-in simulated OpenAI-compatible server until Ctrl+C.
+    ServeSim(ServeArgs),
+}
+
+/// The protocol spoken to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Protocol {
+    /// OpenAI-compatible POST /v1/chat/completions.
+    OpenaiChat,
+    /// OpenAI-compatible POST /v1/completions.
+    OpenaiCompletions,
+}
+
+impl Protocol {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Protocol::OpenaiChat => "openai-chat",
+            Protocol::OpenaiCompletions => "openai-completions",
+        }
+    }
+}
+
+/// What an open-loop arrival does when --max-in-flight requests are running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OnSaturation {
+    /// Wait for a free slot and start late (the lag is recorded).
+    Queue,
+    /// Skip the arrival and count it as missed.
+    Drop,
+}
+
+/// Built-in prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PromptPreset {
+    /// About 10 words.
+    Short,
+    /// About 80 words.
+    Medium,
+    /// About 400 words.
+    Long,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Target: the base URL as OpenAI SDKs take it (http://host:8000/v1) or the full endpoint
+    /// URL. Without it, the built-in simulator is started and load-tested.
+    #[arg(long, value_name = "URL")]
+    pub(crate) url: Option<String>,
+
+    /// Protocol spoken to the target.
+    #[arg(long, value_enum, default_value = "openai-chat")]
+    pub(crate) protocol: Protocol,
+
+    /// Model name sent with each request (the simulator accepts any).
+    #[arg(long)]
+    pub(crate) model: Option<String>,
+
+    /// The load pattern and its parameters.
+    #[command(flatten)]
+    pub(crate) load: crate::pattern::PatternArgs,
+
+    /// Run a named scenario: from --file, or a built-in preset (queue-stress, burst, ramp,
+    /// spike, chaos, quick). Flags given on the command line override the scenario's.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) scenario: Option<String>,
+
+    /// Scenario file (TOML, [scenarios.NAME] tables of run flags).
+    #[arg(long, short = 'f', value_name = "FILE", requires = "scenario")]
+    pub(crate) file: Option<PathBuf>,
+
+    /// Print the planned load per second (chart) and exit without sending anything.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// Open loop: at most this many requests in flight at once.
+    #[arg(long, value_name = "N", default_value = "256", value_parser = positive_u32, allow_negative_numbers = true, help_heading = "Load pattern")]
+    pub(crate) max_in_flight: u32,
+
+    /// Open loop: what an arrival does at the --max-in-flight cap.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "queue",
+        help_heading = "Load pattern"
+    )]
+    pub(crate) on_saturation: OnSaturation,
+
+    /// How long to send requests after the warm-up (e.g. 30s, 2m) [default: 10s unless
+    /// --requests is given].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) duration: Option<Duration>,
+
+    /// Stop after sending this many measured requests.
+    #[arg(long, value_name = "N", value_parser = positive_u64, allow_negative_numbers = true)]
+    pub(crate) requests: Option<u64>,
+
+    /// Run this long first without measuring (requests then are excluded from statistics).
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s")]
+    pub(crate) warmup: Duration,
+
+    /// Per-request deadline, from send to the last byte.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "60s")]
+    pub(crate) timeout: Duration,
+
+    /// Deadline for the TCP (and TLS) connection.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "10s")]
+    pub(crate) connect_timeout: Duration,
+
+    /// Deadline between two pieces of a streamed response.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "30s")]
+    pub(crate) idle_timeout: Duration,
+
+    /// After the run stops, in-flight requests get this long to finish before being cancelled.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "30s")]
+    pub(crate) grace: Duration,
+
+    /// Stop the run after this many failed requests (0: never). Exit code 1 when reached.
+    #[arg(long, value_name = "N", default_value = "0")]
+    pub(crate) max_failures: u64,
+
+    /// The user prompt, the same for every request.
+    #[arg(long, value_name = "TEXT", conflicts_with_all = ["prompt_preset", "prompt_words"])]
+    pub(crate) prompt: Option<String>,
+
+    /// A built-in prompt [default: short].
+    #[arg(long, value_enum, value_name = "NAME", conflicts_with = "prompt_words")]
+    pub(crate) prompt_preset: Option<PromptPreset>,
+
+    /// A synthetic prompt of exactly N whitespace-separated words, different for every request
+    /// and reproducible for a given --seed.
+    #[arg(long, value_name = "N", value_parser = positive_usize, allow_negative_numbers = true)]
+    pub(crate) prompt_words: Option<usize>,
+
+    /// A system prompt sent before the user prompt.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) system_prompt: Option<String>,
+
+    /// max_tokens sent with each request.
+    #[arg(long, value_name = "N", default_value = "128", value_parser = positive_u32, allow_negative_numbers = true)]
+    pub(crate) max_tokens: u32,
+
+    /// Sampling temperature sent with each request.
+    #[arg(long, default_value = "0", allow_negative_numbers = true, value_parser = non_negative_f64)]
+    pub(crate) temperature: f64,
+
+    /// Seed for synthetic prompts, poisson and chaos schedules; sent to the server as `seed`.
+    #[arg(long, default_value = "42")]
+    pub(crate) seed: u64,
+
+    /// Extra request header (repeatable), e.g. --header 'X-Team: search'.
+    #[arg(long = "header", value_name = "K:V", value_parser = header)]
+    pub(crate) headers: Vec<(String, String)>,
+
+    /// Environment variable holding the API key (sent as `Authorization: Bearer ...`).
+    #[arg(long, value_name = "VAR", default_value = "OPENAI_API_KEY")]
+    pub(crate) api_key_env: String,
+
+    /// Send non-streaming requests (`"stream": false`).
+    #[arg(long)]
+    pub(crate) no_stream: bool,
+
+    /// Do not send `stream_options.include_usage` (for servers that reject it).
+    #[arg(long)]
+    pub(crate) no_usage_request: bool,
+
+    /// Directory for report.json [default: loadkit-results/<UTC timestamp>].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+
+    /// No live progress: only the final summary.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    /// The load pattern and its parameters.
+    #[command(flatten)]
+    pub(crate) load: crate::pattern::PatternArgs,
+    /// How far to plan [default: the pattern's own length for stages, else 60s].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) duration: Option<Duration>,
+    /// Seed for poisson and chaos.
+    #[arg(long, default_value = "42")]
+    pub(crate) seed: u64,
+    /// Plan a named scenario (from --file, or a built-in preset).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) scenario: Option<String>,
+    /// Scenario file.
+    #[arg(long, short = 'f', value_name = "FILE", requires = "scenario")]
+    pub(crate) file: Option<PathBuf>,
+    /// Write the plan as CSV (t_s,planned) to this file; `-` prints only the CSV to stdout.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) csv: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScenariosArgs {
+    #[command(subcommand)]
+    pub(crate) command: ScenariosCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScenariosCommand {
+    /// List the scenarios and the flags each one sets.
+    List {
+        /// Scenario file [default: the built-in presets].
+        #[arg(long, short = 'f', value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub(crate) addr: std::net::SocketAddr,
+    /// Time to first token.
+    #[arg(long, value_parser = duration, default_value = "50ms")]
+    pub(crate) ttft: Duration,
+    /// Time between tokens.
+    #[arg(long, value_parser = duration, default_value = "10ms")]
+    pub(crate) itl: Duration,
+    /// Output tokens per response (capped by the request's max_tokens).
+    #[arg(long, default_value = "32", value_parser = positive_u32)]
+    pub(crate) tokens: u32,
+    /// Never send a usage chunk (like llama-cpp-python), so clients must count tokens.
+    #[arg(long)]
+    pub(crate) no_usage: bool,
+}
+
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|_| format!("invalid duration '{text}' (use e.g. 500ms, 30s, 2m, 1h)"))
+}
+
+fn non_negative_f64(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!("must be a number >= 0, got '{text}'")),
+    }
+}
+
+fn positive_u64(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("must be a whole number >= 1, got '{text}'")),
+    }
+}
+
+fn positive_u32(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("must be a whole number >= 1, got '{text}'")),
+    }
+}
+
+fn positive_usize(text: &str) -> Result<usize, String> {
+    positive_u64(text).map(|n| n as usize)
+}
+
+fn header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("header '{text}' is not of the form 'Name: value'"))?;
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+    {
+        return Err(format!(
+            "header name '{name}' is not a valid HTTP header name"
+        ));
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_parsers_explain_bad_input() {
+        assert!(duration("abc")
+            .unwrap_err()
+            .contains("invalid duration 'abc'"));
+        assert_eq!(duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert!(positive_u32("-1").unwrap_err().contains(">= 1"));
+        assert!(non_negative_f64("NaN").is_err());
+        assert_eq!(header("X-A: b: c").unwrap(), ("X-A".into(), "b: c".into()));
+        assert!(header("nocolon").is_err());
+        assert!(header("bad name: x").is_err());
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,275 @@
+//! `loadkit run`: turns flags into a client, a workload and a schedule, runs them, and writes
+//! the report.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use loadkit_core::prompt::{Preset, PromptSource};
+use loadkit_core::{CancellationToken, RequestCtx, RunResult, Runner, Saturation, StopReason};
+use loadkit_openai::{Endpoint, OpenAiClient, OpenAiConfig, OpenAiRequest};
+use loadkit_report::{render_summary, Report, RunMeta};
+use loadkit_sse::HttpConfig;
+use serde_json::{json, Map, Value};
+
+use crate::args::{OnSaturation, PromptPreset, Protocol, RunArgs};
+use crate::live::LiveLine;
+use crate::pattern::{self, Load};
+use crate::{exit, process, Fatal};
+
+/// Duration of a run given neither --duration nor --requests.
+const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
+    let mut load = pattern::build(&args.load, args.seed).map_err(Fatal::usage)?;
+    // A pattern that ends by itself (stages) sets the default duration.
+    let natural = Load::natural_length(&args.load);
+    let duration = match (args.duration, args.requests) {
+        (None, None) => Some(natural.unwrap_or(DEFAULT_DURATION)),
+        (d, _) => d,
+    };
+    if args.dry_run {
+        let horizon = duration.unwrap_or(DEFAULT_DURATION) + args.warmup;
+        crate::plan::print_plan(&mut load, horizon, None)?;
+        return Ok(exit::OK);
+    }
+
+    // The built-in simulator stands in for a target when none is given.
+    let simulator = match &args.url {
+        Some(_) => None,
+        None => Some(
+            loadkit_testbed::openai::serve(loadkit_testbed::openai::SimConfig::default())
+                .await
+                .map_err(|e| Fatal::usage(format!("cannot start the built-in simulator: {e}")))?,
+        ),
+    };
+    let base_url = match (&args.url, &simulator) {
+        (Some(url), _) => url.clone(),
+        (None, Some(sim)) => sim.base_url(),
+        (None, None) => unreachable!("a simulator is started when no url is given"),
+    };
+    if simulator.is_some() && !args.quiet {
+        eprintln!("no --url given: load-testing the built-in simulator at {base_url}");
+    }
+
+    let config = client_config(&args, &base_url)?;
+    let target = config
+        .endpoint_url()
+        .map_err(|e| Fatal::usage(e.to_string()))?;
+    let client = OpenAiClient::new(config).map_err(|e| Fatal::usage(e.to_string()))?;
+    loadkit_sse::preflight(&target, args.connect_timeout)
+        .await
+        .map_err(|e| Fatal {
+            code: exit::UNREACHABLE,
+            message: format!("target unreachable: {target}: {e}"),
+        })?;
+
+    let prompts = prompt_source(&args);
+    let system: Option<Arc<str>> = args.system_prompt.as_deref().map(Arc::from);
+    let source = move |ctx: &RequestCtx| OpenAiRequest {
+        system: system.clone(),
+        prompt: prompts.prompt(ctx.seq),
+    };
+
+    let cancel = CancellationToken::new();
+    watch_signals(cancel.clone());
+    let mut builder = Runner::builder(client, source)
+        .warmup(args.warmup)
+        .timeout(Some(args.timeout))
+        .grace(args.grace)
+        .max_failures(args.max_failures)
+        .max_in_flight(args.max_in_flight)
+        .on_saturation(match args.on_saturation {
+            OnSaturation::Queue => Saturation::Queue,
+            OnSaturation::Drop => Saturation::Drop,
+        })
+        .cancel_token(cancel);
+    builder = match load {
+        Load::Open(schedule) => builder.open_loop(schedule),
+        Load::Closed(schedule) => builder.closed_loop(schedule),
+    };
+    if let Some(d) = duration {
+        builder = builder.duration(d);
+    }
+    if let Some(n) = args.requests {
+        builder = builder.requests(n);
+    }
+    if !args.quiet {
+        builder = builder.observer(LiveLine::new(duration.map(|d| d + args.warmup)));
+    }
+    let runner = builder.build().map_err(|e| Fatal::usage(e.to_string()))?;
+    let result = runner.run().await;
+
+    let report = Report::from_run(&result, meta(&args, target, simulator.is_some()));
+    let out_dir = args.out.clone().unwrap_or_else(default_out_dir);
+    let written = write_report(&out_dir, &report);
+    print!("\n{}", render_summary(&report));
+    match &written {
+        Ok(path) => println!("Report      {}", path.display()),
+        Err(e) => eprintln!("error: could not write the report: {e}"),
+    }
+    if let Some(sim) = simulator {
+        sim.shutdown().await;
+    }
+    if written.is_err() {
+        return Ok(exit::USAGE);
+    }
+    Ok(exit_code(&result))
+}
+
+fn exit_code(result: &RunResult) -> u8 {
+    match result.stop_reason {
+        StopReason::Signal => exit::INTERRUPTED,
+        StopReason::MaxFailures | StopReason::Slo => exit::THRESHOLD,
+        _ => exit::OK,
+    }
+}
+
+fn client_config(args: &RunArgs, base_url: &str) -> Result<OpenAiConfig, Fatal> {
+    let api_key = std::env::var(&args.api_key_env)
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    let endpoint = match args.protocol {
+        Protocol::OpenaiChat => Endpoint::Chat,
+        Protocol::OpenaiCompletions => Endpoint::Completions,
+    };
+    let model = args
+        .model
+        .clone()
+        .or_else(|| args.url.is_none().then(|| "loadkit-sim".to_owned()));
+    Ok(OpenAiConfig {
+        url: base_url.to_owned(),
+        endpoint,
+        model,
+        max_tokens: Some(args.max_tokens),
+        temperature: args.temperature,
+        seed: Some(args.seed),
+        stream: !args.no_stream,
+        include_usage: !args.no_usage_request,
+        api_key,
+        headers: args.headers.clone(),
+        http: HttpConfig {
+            connect_timeout: args.connect_timeout,
+            first_byte_timeout: args.timeout,
+            idle_timeout: args.idle_timeout,
+            ..HttpConfig::default()
+        },
+    })
+}
+
+fn prompt_source(args: &RunArgs) -> PromptSource {
+    if let Some(text) = &args.prompt {
+        return PromptSource::Fixed(Arc::from(text.as_str()));
+    }
+    if let Some(words) = args.prompt_words {
+        return PromptSource::Words {
+            words,
+            seed: args.seed,
+        };
+    }
+    let preset = match args.prompt_preset.unwrap_or(PromptPreset::Short) {
+        PromptPreset::Short => Preset::Short,
+        PromptPreset::Medium => Preset::Medium,
+        PromptPreset::Long => Preset::Long,
+    };
+    PromptSource::Fixed(Arc::from(preset.text()))
+}
+
+fn prompt_label(args: &RunArgs) -> String {
+    if args.prompt.is_some() {
+        "text".to_owned()
+    } else if let Some(words) = args.prompt_words {
+        format!("words:{words}")
+    } else {
+        let preset = args.prompt_preset.unwrap_or(PromptPreset::Short);
+        format!("preset:{}", format!("{preset:?}").to_lowercase())
+    }
+}
+
+fn meta(args: &RunArgs, target: String, simulator: bool) -> RunMeta {
+    let mut settings = Map::new();
+    let mut set = |k: &str, v: Value| {
+        settings.insert(k.to_owned(), v);
+    };
+    if let Some(name) = &args.scenario {
+        set("scenario", json!(name));
+    }
+    if pattern_is_open(args) {
+        set("max_in_flight", json!(args.max_in_flight));
+        set(
+            "on_saturation",
+            json!(format!("{:?}", args.on_saturation).to_lowercase()),
+        );
+    }
+    if let Some(n) = args.requests {
+        set("requests_limit", json!(n));
+    }
+    set("timeout_s", json!(args.timeout.as_secs_f64()));
+    set("max_tokens", json!(args.max_tokens));
+    set("temperature", json!(args.temperature));
+    set("stream", json!(!args.no_stream));
+    set("prompt", json!(prompt_label(args)));
+    set("system_prompt", json!(args.system_prompt.is_some()));
+    set("simulator", json!(simulator));
+    RunMeta {
+        protocol: args.protocol.name().to_owned(),
+        target,
+        model: args
+            .model
+            .clone()
+            .or_else(|| simulator.then(|| "loadkit-sim".to_owned())),
+        seed: Some(args.seed),
+        settings,
+        cpu_s: process::cpu_seconds(),
+        peak_rss_bytes: process::peak_rss_bytes(),
+    }
+}
+
+fn pattern_is_open(args: &RunArgs) -> bool {
+    pattern::build(&args.load, args.seed).is_ok_and(|l| matches!(l, Load::Open(_)))
+}
+
+fn default_out_dir() -> PathBuf {
+    // 2026-11-22T05:30:12Z -> 20261122-053012
+    let stamp: String = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let (date, time) = stamp.split_at(8.min(stamp.len()));
+    Path::new("loadkit-results").join(format!("{date}-{time}"))
+}
+
+fn write_report(dir: &Path, report: &Report) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("report.json");
+    std::fs::write(&path, report.to_json())?;
+    Ok(path)
+}
+
+/// Ctrl+C or SIGTERM cancels the run; the report is still written.
+fn watch_signals(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = match signal(SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    cancel.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("\ninterrupted: stopping and writing the report (Ctrl+C again to abort)");
+        cancel.cancel();
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(i32::from(exit::INTERRUPTED));
+    });
+}

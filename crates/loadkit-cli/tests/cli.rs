@@ -1,0 +1,426 @@
+//! The `loadkit` binary driven as a user would: against testbed servers, checking its files,
+//! output and exit codes.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use loadkit_testbed::openai::{SimConfig, SimServer};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_loadkit");
+
+/// A simulator on its own runtime, alive as long as the value.
+struct Sim {
+    server: Option<SimServer>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Sim {
+    fn start(config: SimConfig) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime
+            .block_on(loadkit_testbed::openai::serve(config))
+            .unwrap();
+        Sim {
+            server: Some(server),
+            runtime,
+        }
+    }
+
+    fn url(&self) -> String {
+        self.server.as_ref().unwrap().base_url()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.shutdown());
+        }
+    }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadkit-cli-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn loadkit(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn report(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn the_default_run_load_tests_the_built_in_simulator() {
+    let out = tmp("default");
+    let o = loadkit(&[
+        "run",
+        "--duration",
+        "2s",
+        "--rps",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("built-in simulator"), "{err}");
+    assert!(
+        err.contains("req/s") && err.contains("TTFT p50"),
+        "live line missing:\n{err}"
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("20 sent · 20 ok · 0 failed (100.0 % success)"),
+        "{stdout}"
+    );
+    let r = report(&out);
+    assert_eq!(r["schema_version"], 1);
+    assert_eq!(r["totals"]["requests"], 20);
+    assert_eq!(r["run"]["simulator"], true);
+}
+
+#[test]
+fn injected_ttft_and_itl_are_measured_back_within_tolerance() {
+    let sim = Sim::start(SimConfig {
+        ttft: Duration::from_millis(50),
+        itl: Duration::from_millis(10),
+        output_tokens: 20,
+        usage: true,
+        ..SimConfig::default()
+    });
+    let out = tmp("timing");
+    let o = loadkit(&[
+        "run",
+        "--url",
+        &sim.url(),
+        "--users",
+        "8",
+        "--requests",
+        "80",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    assert_eq!(r["totals"]["requests"], 80);
+    assert_eq!(r["totals"]["succeeded"], 80);
+    assert_eq!(r["tokens"]["source"], "server");
+    assert_eq!(r["tokens"]["output_total"], 80 * 20);
+    let ttft = r["metrics"]["ttft"]["p50"].as_f64().unwrap();
+    let itl = r["metrics"]["itl"]["p50"].as_f64().unwrap();
+    assert!((ttft - 50.0).abs() <= 2.0, "ttft p50 {ttft}");
+    assert!((itl - 10.0).abs() <= 1.0, "itl p50 {itl}");
+}
+
+#[test]
+fn without_server_usage_tokens_are_counted() {
+    let sim = Sim::start(SimConfig {
+        ttft: Duration::ZERO,
+        itl: Duration::ZERO,
+        output_tokens: 7,
+        usage: false,
+        ..SimConfig::default()
+    });
+    let out = tmp("counted");
+    let o = loadkit(&[
+        "run",
+        "--url",
+        &sim.url(),
+        "--users",
+        "2",
+        "--requests",
+        "10",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    assert_eq!(r["tokens"]["source"], "counted");
+    assert_eq!(r["tokens"]["output_total"], 70);
+}
+
+#[test]
+fn bad_flags_give_one_clear_line_and_exit_2() {
+    for (args, needle) in [
+        (vec!["run", "--rps", "-1"], "-1"),
+        (vec!["run", "--duration", "abc"], "invalid duration 'abc'"),
+        (
+            vec!["run", "--protocol", "carrier-pigeon"],
+            "carrier-pigeon",
+        ),
+        (
+            vec![
+                "run",
+                "--pattern",
+                "ramp",
+                "--from",
+                "0",
+                "--to",
+                "5",
+                "--over",
+                "0s",
+            ],
+            "--pattern ramp",
+        ),
+        (
+            vec![
+                "run",
+                "--pattern",
+                "burst",
+                "--burst-size",
+                "0",
+                "--burst-every",
+                "1s",
+            ],
+            "--pattern burst",
+        ),
+        (vec!["run", "--burst-size", "3"], "does not apply"),
+        (vec!["run", "--scenario", "nope"], "unknown scenario 'nope'"),
+        (vec!["run", "--url", "not a url"], "url"),
+    ] {
+        let o = loadkit(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{args:?} printed more than one line:\n{err}"
+        );
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn an_unreachable_target_exits_3() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = loadkit(&[
+        "run",
+        "--url",
+        &format!("http://127.0.0.1:{port}/v1"),
+        "--quiet",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("unreachable"), "{err}");
+}
+
+#[test]
+fn sigterm_stops_the_run_and_still_writes_the_report() {
+    let sim = Sim::start(SimConfig {
+        ttft: Duration::from_millis(20),
+        itl: Duration::from_millis(20),
+        output_tokens: 50,
+        ..SimConfig::default()
+    });
+    let out = tmp("interrupt");
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--url",
+            &sim.url(),
+            "--rps",
+            "20",
+            "--duration",
+            "60s",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first live line: the run is under way.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("req/s"));
+    assert!(started);
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    let r = report(&out);
+    assert_eq!(r["run"]["interrupted"], true);
+    assert_eq!(r["run"]["stop_reason"], "signal");
+    assert!(r["totals"]["requests"].as_u64().unwrap() >= 10);
+}
+
+#[test]
+fn every_preset_runs_from_the_cli_with_no_file() {
+    let sim = Sim::start(SimConfig {
+        ttft: Duration::ZERO,
+        itl: Duration::ZERO,
+        output_tokens: 4,
+        ..SimConfig::default()
+    });
+    for preset in ["queue-stress", "burst", "ramp", "spike", "chaos", "quick"] {
+        let out = tmp(preset);
+        let o = loadkit(&[
+            "run",
+            "--scenario",
+            preset,
+            "--url",
+            &sim.url(),
+            "--duration",
+            "1s",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{preset}: {}", stderr(&o));
+        let r = report(&out);
+        assert_eq!(r["run"]["scenario"], preset);
+        assert_eq!(r["totals"]["failed"], 0, "{preset}");
+        let plan = loadkit(&["plan", "--scenario", preset]);
+        assert_eq!(plan.status.code(), Some(0), "{preset}: {}", stderr(&plan));
+        assert!(
+            String::from_utf8_lossy(&plan.stdout).contains('#'),
+            "{preset} plan draws nothing"
+        );
+    }
+}
+
+#[test]
+fn the_documented_scenario_file_works() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/scenarios.toml");
+    let file = file.to_str().unwrap();
+    let list = loadkit(&["scenarios", "list", "-f", file]);
+    assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(text.contains("nightly-compare"), "{text}");
+    let sim = Sim::start(SimConfig {
+        ttft: Duration::ZERO,
+        itl: Duration::ZERO,
+        output_tokens: 4,
+        ..SimConfig::default()
+    });
+    let out = tmp("file");
+    let o = Command::new(BIN)
+        .args([
+            "run",
+            "-f",
+            file,
+            "--scenario",
+            "nightly-compare",
+            "--url",
+            &sim.url(),
+            "--duration",
+            "2s",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("LOADKIT_TEAM", "search")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    assert_eq!(r["run"]["pattern"]["kind"], "fixed-interval");
+    // 4 users, one request per 500 ms, 2 s: exactly 16 requests.
+    assert_eq!(r["totals"]["requests"], 16);
+}
+
+#[test]
+fn the_report_timeline_shows_a_burst_happen() {
+    let sim = Sim::start(SimConfig {
+        ttft: Duration::ZERO,
+        itl: Duration::ZERO,
+        output_tokens: 2,
+        ..SimConfig::default()
+    });
+    let out = tmp("burst");
+    let o = loadkit(&[
+        "run",
+        "--url",
+        &sim.url(),
+        "--pattern",
+        "burst",
+        "--burst-size",
+        "30",
+        "--burst-every",
+        "2s",
+        "--duration",
+        "4s",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    let started: Vec<u64> = r["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["started"].as_u64().unwrap())
+        .collect();
+    assert_eq!(started[..4], [30, 0, 30, 0], "{started:?}");
+    assert_eq!(r["run"]["pattern"]["burst_size"], 30);
+}
+
+#[test]
+fn dry_run_draws_the_plan_and_sends_nothing() {
+    let o = loadkit(&[
+        "run",
+        "--dry-run",
+        "--pattern",
+        "ramp",
+        "--from",
+        "0",
+        "--to",
+        "30",
+        "--over",
+        "5m",
+        "--url",
+        "http://127.0.0.1:9/v1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("plan: ramp"), "{text}");
+    let csv = loadkit(&[
+        "plan",
+        "--pattern",
+        "constant",
+        "--rps",
+        "3",
+        "--duration",
+        "3s",
+        "--csv",
+        "-",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&csv.stdout),
+        "t_s,planned\n0,3\n1,3\n2,3\n"
+    );
+}

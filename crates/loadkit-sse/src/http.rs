@@ -1,0 +1,401 @@
+//! `HttpClient`: pooled HTTP/1.1 (and HTTPS) requests with connect, first-byte and idle
+//! timeouts, whose failures are classified into loadkit's error taxonomy.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_TYPE, USER_AGENT};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use http_body_util::Full;
+use hyper::body::{Body as _, Frame, Incoming};
+use hyper_util::client::legacy::Client as LegacyClient;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use loadkit_core::metrics::TimeoutPhase;
+use loadkit_core::{Probe, RequestError};
+use tokio::time::{Instant, Sleep};
+use tower_service::Service as _;
+
+use crate::classify;
+use crate::connect::{connector, Connector};
+use crate::frame::DEFAULT_MAX_EVENT_SIZE;
+
+/// Timeouts, pooling and size limits of an [`HttpClient`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Deadline to open a TCP connection (`timeout (connect)` when passed). Default 10 s.
+    pub connect_timeout: Duration,
+    /// Deadline from sending a request to receiving its response head, connecting included
+    /// (`timeout (first_byte)`). Default 60 s.
+    pub first_byte_timeout: Duration,
+    /// Longest wait for the next piece of a response body, counted from the head and then from
+    /// each body frame (`timeout (idle)`). A server that prefills a long prompt after sending its
+    /// head must answer within it. Default 30 s.
+    pub idle_timeout: Duration,
+    /// How long an idle pooled connection is kept for reuse. Default 90 s.
+    pub pool_idle_timeout: Duration,
+    /// Idle connections kept per host. Default: unlimited, so a closed-loop run of N users keeps
+    /// N warm connections.
+    pub pool_max_idle_per_host: usize,
+    /// Largest SSE event or NDJSON line a protocol client accepts (`protocol` error past it).
+    /// Default 1 MiB.
+    pub max_event_size: usize,
+    /// Largest body [`ResponseBody::collect`] reads (non-streaming responses). Default 64 MiB.
+    pub max_body_size: usize,
+    /// `User-Agent` sent when the request sets none (`None`: send none).
+    pub user_agent: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(30),
+            pool_idle_timeout: Duration::from_secs(90),
+            pool_max_idle_per_host: usize::MAX,
+            max_event_size: DEFAULT_MAX_EVENT_SIZE,
+            max_body_size: 64 << 20,
+            user_agent: Some(concat!("loadkit/", env!("CARGO_PKG_VERSION")).to_owned()),
+        }
+    }
+}
+
+/// An HTTP client or URL setting is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The URL does not parse, or is not an absolute `http` / `https` URL with a host.
+    #[error("invalid url {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A timeout is zero.
+    #[error("{0} must be positive")]
+    ZeroTimeout(&'static str),
+    /// The user agent is not a valid header value.
+    #[error("invalid user agent {0:?}")]
+    InvalidUserAgent(String),
+    /// The TLS configuration could not be built.
+    #[error("tls setup failed: {0}")]
+    Tls(String),
+}
+
+/// Parses an absolute `http://` or `https://` URL with a host.
+pub fn parse_url(url: &str) -> Result<Uri, ConfigError> {
+    let invalid = |reason: &str| ConfigError::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let uri: Uri = url
+        .trim()
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(_) => return Err(invalid("the scheme must be http or https")),
+        None => {
+            return Err(invalid(
+                "expected an absolute url such as http://host:port/v1",
+            ))
+        }
+    }
+    match uri.host() {
+        Some(host) if !host.is_empty() => {}
+        _ => return Err(invalid("the url has no host")),
+    }
+    // `Uri` keeps an out-of-range port as text (and `port()` is then `None`): check it here.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let after_host = host_port
+        .rfind(']')
+        .map_or(host_port, |i| &host_port[i + 1..]);
+    if let Some((_, port)) = after_host.rsplit_once(':') {
+        if !port.is_empty() && port.parse::<u16>().is_err() {
+            return Err(invalid("the port is not a number from 0 to 65535"));
+        }
+    }
+    Ok(uri)
+}
+
+/// A pooled HTTP/1.1 client (keep-alive, `TCP_NODELAY`, rustls with the `ring` provider and the
+/// Mozilla root certificates for `https`). Cheap to clone: clones share the pool.
+///
+/// Every failure is a classified [`RequestError`]: connection refused or DNS → `connect`, TLS
+/// handshake → `tls`, each deadline → `timeout (connect|first_byte|idle)`, a reset or close in
+/// the middle of a body → `truncated`.
+#[derive(Clone)]
+pub struct HttpClient {
+    client: LegacyClient<Connector, Full<Bytes>>,
+    connector: Connector,
+    config: HttpConfig,
+    user_agent: Option<HeaderValue>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpClient {
+    /// A client with `config`.
+    pub fn new(config: HttpConfig) -> Result<Self, ConfigError> {
+        for (name, t) in [
+            ("connect timeout", config.connect_timeout),
+            ("first byte timeout", config.first_byte_timeout),
+            ("idle timeout", config.idle_timeout),
+        ] {
+            if t.is_zero() {
+                return Err(ConfigError::ZeroTimeout(name));
+            }
+        }
+        let user_agent = match &config.user_agent {
+            None => None,
+            Some(ua) => Some(
+                HeaderValue::from_str(ua).map_err(|_| ConfigError::InvalidUserAgent(ua.clone()))?,
+            ),
+        };
+        let connector = connector(&config)?;
+        let client = LegacyClient::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .pool_max_idle_per_host(config.pool_max_idle_per_host)
+            .build(connector.clone());
+        Ok(Self {
+            client,
+            connector,
+            config,
+            user_agent,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+
+    /// Sends `request` and waits for the response head, within the first-byte timeout.
+    ///
+    /// Marks the first byte on `probe` when the head arrives; the returned body marks the bytes
+    /// it reads. A non-success status is *not* an error here: the caller reads the error body.
+    pub async fn send(
+        &self,
+        request: http::Request<Bytes>,
+        probe: &mut Probe,
+    ) -> Result<Response, RequestError> {
+        let mut request = request.map(Full::new);
+        if let Some(ua) = &self.user_agent {
+            request
+                .headers_mut()
+                .entry(USER_AGENT)
+                .or_insert_with(|| ua.clone());
+        }
+        let timeout = self.config.first_byte_timeout;
+        let response = match tokio::time::timeout(timeout, self.client.request(request)).await {
+            Err(_) => return Err(RequestError::timeout(TimeoutPhase::FirstByte, timeout)),
+            Ok(Err(e)) => return Err(classify::request_error(&e, &self.config)),
+            Ok(Ok(response)) => response,
+        };
+        probe.mark_first_byte();
+        let (parts, incoming) = response.into_parts();
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body: ResponseBody::new(incoming, self.config.idle_timeout),
+        })
+    }
+
+    /// Opens (and closes) one connection to `uri`'s host: TCP, plus the TLS handshake for
+    /// `https`. Bounded by the connect timeout for each phase.
+    pub async fn preflight(&self, uri: &Uri) -> Result<(), RequestError> {
+        let mut connector = self.connector.clone();
+        let timeout = self.config.connect_timeout;
+        let connect = async {
+            std::future::poll_fn(|cx| connector.poll_ready(cx)).await?;
+            connector.call(uri.clone()).await
+        };
+        // TCP is bounded by the connector itself; this bounds the TLS handshake too.
+        match tokio::time::timeout(timeout * 2, connect).await {
+            Err(_) => Err(RequestError::timeout(TimeoutPhase::Connect, timeout)),
+            Ok(Err(e)) => Err(classify::connect_error(&*e, &self.config)),
+            Ok(Ok(_connection)) => Ok(()),
+        }
+    }
+}
+
+/// Checks that `url`'s host accepts connections (and completes a TLS handshake for `https`)
+/// within `timeout`. The CLI runs it before a load test and exits with code 3 when it fails.
+///
+/// An unparsable URL is reported as a `connect` error.
+pub async fn preflight(url: &str, timeout: Duration) -> Result<(), RequestError> {
+    let uri = parse_url(url)
+        .map_err(|e| RequestError::new(loadkit_core::metrics::ErrorKind::Connect, e.to_string()))?;
+    let config = HttpConfig {
+        connect_timeout: timeout,
+        ..HttpConfig::default()
+    };
+    let client = HttpClient::new(config)
+        .map_err(|e| RequestError::new(loadkit_core::metrics::ErrorKind::Connect, e.to_string()))?;
+    client.preflight(&uri).await
+}
+
+/// A response head and its body.
+#[derive(Debug)]
+pub struct Response {
+    /// The status code.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body, read frame by frame.
+    pub body: ResponseBody,
+}
+
+impl Response {
+    /// The media type of `Content-Type` without parameters, if any (`text/event-stream`).
+    pub fn media_type(&self) -> Option<&str> {
+        let value = self.headers.get(CONTENT_TYPE)?.to_str().ok()?;
+        Some(value.split(';').next().unwrap_or("").trim())
+    }
+
+    /// `true` when the body is declared as Server-Sent Events.
+    pub fn is_event_stream(&self) -> bool {
+        self.media_type()
+            .is_some_and(|m| m.eq_ignore_ascii_case("text/event-stream"))
+    }
+}
+
+/// A response body, read frame by frame with an idle timeout between frames.
+///
+/// The idle deadline is kept lazily: each frame only records its arrival time, and the single
+/// timer is re-armed when it fires early, so a fast stream costs no timer work per frame.
+pub struct ResponseBody {
+    incoming: Incoming,
+    idle: Duration,
+    last: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+    done: bool,
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("idle", &self.idle)
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl ResponseBody {
+    fn new(incoming: Incoming, idle: Duration) -> Self {
+        Self {
+            incoming,
+            idle,
+            last: Instant::now(),
+            timer: None,
+            done: false,
+        }
+    }
+
+    /// The next non-empty data frame, `Ok(None)` at the end of the body. Adds the frame's size
+    /// to `probe`'s byte count.
+    pub async fn chunk(&mut self, probe: &mut Probe) -> Result<Option<Bytes>, RequestError> {
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            match std::future::poll_fn(|cx| self.poll_frame(cx)).await {
+                Ok(Some(frame)) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    self.last = Instant::now();
+                    if data.is_empty() {
+                        continue;
+                    }
+                    probe.bytes(data.len());
+                    return Ok(Some(data));
+                }
+                Ok(None) => {
+                    self.done = true;
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Frame<Bytes>>, RequestError>> {
+        match Pin::new(&mut self.incoming).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => return Poll::Ready(Ok(Some(frame))),
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(classify::body_error(&e))),
+            Poll::Ready(None) => return Poll::Ready(Ok(None)),
+            Poll::Pending => {}
+        }
+        let deadline = self.last + self.idle;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        loop {
+            ready!(timer.as_mut().poll(cx));
+            let deadline = self.last + self.idle;
+            if Instant::now() >= deadline {
+                return Poll::Ready(Err(RequestError::timeout(TimeoutPhase::Idle, self.idle)));
+            }
+            timer.as_mut().reset(deadline);
+        }
+    }
+
+    /// Reads the whole body (at most `limit` bytes: a `protocol` error past it).
+    pub async fn collect(mut self, limit: usize, probe: &mut Probe) -> Result<Bytes, RequestError> {
+        let mut first: Option<Bytes> = None;
+        let mut buf = BytesMut::new();
+        while let Some(data) = self.chunk(probe).await? {
+            let len = first.as_ref().map_or(0, Bytes::len) + buf.len() + data.len();
+            if len > limit {
+                return Err(RequestError::protocol(format!(
+                    "response body exceeds the maximum size of {limit} bytes"
+                )));
+            }
+            match first.take() {
+                None if buf.is_empty() => first = Some(data),
+                None => buf.extend_from_slice(&data),
+                Some(head) => {
+                    buf.extend_from_slice(&head);
+                    buf.extend_from_slice(&data);
+                }
+            }
+        }
+        Ok(first.unwrap_or_else(|| buf.freeze()))
+    }
+
+    /// Reads up to `limit` bytes of the body, best effort: stops quietly at the limit, at the end
+    /// or at the first error. For error bodies, whose text only goes into a message.
+    pub async fn collect_prefix(mut self, limit: usize, probe: &mut Probe) -> Bytes {
+        let mut buf = BytesMut::new();
+        while buf.len() < limit {
+            match self.chunk(probe).await {
+                Ok(Some(data)) => {
+                    let take = data.len().min(limit - buf.len());
+                    buf.extend_from_slice(&data[..take]);
+                }
+                _ => break,
+            }
+        }
+        buf.freeze()
+    }
+}
