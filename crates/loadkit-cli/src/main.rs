@@ -6,6 +6,7 @@ mod live;
 mod pattern;
 mod plan;
 mod process;
+mod proto;
 mod run;
 mod scenario;
 mod serve;

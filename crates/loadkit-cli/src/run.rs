@@ -2,19 +2,16 @@
 //! the report.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use loadkit_core::prompt::{Preset, PromptSource};
-use loadkit_core::{CancellationToken, RequestCtx, RunResult, Runner, Saturation, StopReason};
-use loadkit_openai::{Endpoint, OpenAiClient, OpenAiConfig, OpenAiRequest};
+use loadkit_core::{CancellationToken, Client, RunResult, Runner, Saturation, Source, StopReason};
 use loadkit_report::{render_summary, Report, RunMeta};
-use loadkit_sse::HttpConfig;
 use serde_json::{json, Map, Value};
 
 use crate::args::{OnSaturation, PromptPreset, Protocol, RunArgs};
 use crate::live::LiveLine;
 use crate::pattern::{self, Load};
+use crate::proto;
 use crate::{exit, process, Fatal};
 
 /// Duration of a run given neither --duration nor --requests.
@@ -51,25 +48,53 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
         eprintln!("no --url given: load-testing the built-in simulator at {base_url}");
     }
 
-    let config = client_config(&args, &base_url)?;
-    let target = config
-        .endpoint_url()
-        .map_err(|e| Fatal::usage(e.to_string()))?;
-    let client = OpenAiClient::new(config).map_err(|e| Fatal::usage(e.to_string()))?;
-    loadkit_sse::preflight(&target, args.connect_timeout)
+    let (result, target) = match args.protocol {
+        Protocol::OpenaiChat | Protocol::OpenaiCompletions => {
+            let (client, source, target) = proto::openai(&args, &base_url)?;
+            preflight(&target, &args).await?;
+            (drive(&args, load, duration, client, source).await?, target)
+        }
+    };
+
+    let report = Report::from_run(&result, meta(&args, target, simulator.is_some()));
+    let out_dir = args.out.clone().unwrap_or_else(default_out_dir);
+    let written = write_report(&out_dir, &report);
+    print!("\n{}", render_summary(&report));
+    match &written {
+        Ok(path) => println!("Report      {}", path.display()),
+        Err(e) => eprintln!("error: could not write the report: {e}"),
+    }
+    if let Some(sim) = simulator {
+        sim.shutdown().await;
+    }
+    if written.is_err() {
+        return Ok(exit::USAGE);
+    }
+    Ok(exit_code(&result))
+}
+
+/// Fails with exit code 3 when the target cannot be reached before the run starts.
+async fn preflight(target: &str, args: &RunArgs) -> Result<(), Fatal> {
+    loadkit_sse::preflight(target, args.connect_timeout)
         .await
         .map_err(|e| Fatal {
             code: exit::UNREACHABLE,
             message: format!("target unreachable: {target}: {e}"),
-        })?;
+        })
+}
 
-    let prompts = prompt_source(&args);
-    let system: Option<Arc<str>> = args.system_prompt.as_deref().map(Arc::from);
-    let source = move |ctx: &RequestCtx| OpenAiRequest {
-        system: system.clone(),
-        prompt: prompts.prompt(ctx.seq),
-    };
-
+/// Runs any protocol's client with the schedule, stop conditions and observers the flags ask for.
+async fn drive<C, S>(
+    args: &RunArgs,
+    load: Load,
+    duration: Option<Duration>,
+    client: C,
+    source: S,
+) -> Result<RunResult, Fatal>
+where
+    C: Client,
+    S: Source<Item = C::Request>,
+{
     let cancel = CancellationToken::new();
     watch_signals(cancel.clone());
     let mut builder = Runner::builder(client, source)
@@ -97,23 +122,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
         builder = builder.observer(LiveLine::new(duration.map(|d| d + args.warmup)));
     }
     let runner = builder.build().map_err(|e| Fatal::usage(e.to_string()))?;
-    let result = runner.run().await;
-
-    let report = Report::from_run(&result, meta(&args, target, simulator.is_some()));
-    let out_dir = args.out.clone().unwrap_or_else(default_out_dir);
-    let written = write_report(&out_dir, &report);
-    print!("\n{}", render_summary(&report));
-    match &written {
-        Ok(path) => println!("Report      {}", path.display()),
-        Err(e) => eprintln!("error: could not write the report: {e}"),
-    }
-    if let Some(sim) = simulator {
-        sim.shutdown().await;
-    }
-    if written.is_err() {
-        return Ok(exit::USAGE);
-    }
-    Ok(exit_code(&result))
+    Ok(runner.run().await)
 }
 
 fn exit_code(result: &RunResult) -> u8 {
@@ -122,56 +131,6 @@ fn exit_code(result: &RunResult) -> u8 {
         StopReason::MaxFailures | StopReason::Slo => exit::THRESHOLD,
         _ => exit::OK,
     }
-}
-
-fn client_config(args: &RunArgs, base_url: &str) -> Result<OpenAiConfig, Fatal> {
-    let api_key = std::env::var(&args.api_key_env)
-        .ok()
-        .filter(|k| !k.trim().is_empty());
-    let endpoint = match args.protocol {
-        Protocol::OpenaiChat => Endpoint::Chat,
-        Protocol::OpenaiCompletions => Endpoint::Completions,
-    };
-    let model = args
-        .model
-        .clone()
-        .or_else(|| args.url.is_none().then(|| "loadkit-sim".to_owned()));
-    Ok(OpenAiConfig {
-        url: base_url.to_owned(),
-        endpoint,
-        model,
-        max_tokens: Some(args.max_tokens),
-        temperature: args.temperature,
-        seed: Some(args.seed),
-        stream: !args.no_stream,
-        include_usage: !args.no_usage_request,
-        api_key,
-        headers: args.headers.clone(),
-        http: HttpConfig {
-            connect_timeout: args.connect_timeout,
-            first_byte_timeout: args.timeout,
-            idle_timeout: args.idle_timeout,
-            ..HttpConfig::default()
-        },
-    })
-}
-
-fn prompt_source(args: &RunArgs) -> PromptSource {
-    if let Some(text) = &args.prompt {
-        return PromptSource::Fixed(Arc::from(text.as_str()));
-    }
-    if let Some(words) = args.prompt_words {
-        return PromptSource::Words {
-            words,
-            seed: args.seed,
-        };
-    }
-    let preset = match args.prompt_preset.unwrap_or(PromptPreset::Short) {
-        PromptPreset::Short => Preset::Short,
-        PromptPreset::Medium => Preset::Medium,
-        PromptPreset::Long => Preset::Long,
-    };
-    PromptSource::Fixed(Arc::from(preset.text()))
 }
 
 fn prompt_label(args: &RunArgs) -> String {
