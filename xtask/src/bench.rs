@@ -102,9 +102,13 @@ fn start_server(bin: &Path, ttft: &str, itl: &str, tokens: u32) -> Result<(Serve
 }
 
 fn run_client(bin: &Path, url: &str, o: &Options, out: &Path) -> Result<Value> {
+    run_loadkit(bin, url, &["--users", &o.streams.to_string()], o, out)
+}
+
+fn run_loadkit(bin: &Path, url: &str, load: &[&str], o: &Options, out: &Path) -> Result<Value> {
     let status = pinned(0, bin)
         .args(["run", "--url", url, "--quiet"])
-        .args(["--users", &o.streams.to_string()])
+        .args(load)
         .args(["--duration", &format!("{}s", o.seconds)])
         .args(["--max-tokens", &o.tokens.to_string()])
         .arg("--out")
@@ -175,7 +179,15 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
     // Phase 2: paced tokens, timing error against the injected truth.
     let paced = Options { tokens: 64, ..o };
     let (server, url) = start_server(&bin, "50ms", "10ms", paced.tokens)?;
-    let r = run_client(&bin, &url, &paced, &out.join("timing"))?;
+    // One second of warm-up keeps connection set-up out of the timing error.
+    let users = paced.streams.to_string();
+    let r = run_loadkit(
+        &bin,
+        &url,
+        &["--users", &users, "--warmup", "1s"],
+        &paced,
+        &out.join("timing"),
+    )?;
     drop(server);
     let err = |metric: &str, q: &str, truth: f64| f(&r, &["metrics", metric, q]) - truth;
     println!(
@@ -198,6 +210,34 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
         "  requests                        {:>12.0} ok, {:.0} failed",
         f(&r, &["totals", "succeeded"]),
         f(&r, &["totals", "failed"])
+    );
+
+    // Phase 3: open loop at 2,000 requests/s, the generator's schedule lag.
+    let short = Options { tokens: 4, ..o };
+    let (server, url) = start_server(&bin, "0ms", "0ms", short.tokens)?;
+    let r = run_loadkit(
+        &bin,
+        &url,
+        &["--rps", "2000", "--max-in-flight", "1024"],
+        &short,
+        &out.join("lag"),
+    )?;
+    drop(server);
+    println!(
+        "bench-stream: open loop, 2000 requests/s x {} s, 4 tokens per response",
+        short.seconds
+    );
+    println!(
+        "  schedule lag p50 / p99 / max    {:>8.3} / {:.3} / {:.3} ms   (budget p99 < 1 ms)",
+        f(&r, &["metrics", "schedule_lag", "p50"]),
+        f(&r, &["metrics", "schedule_lag", "p99"]),
+        f(&r, &["metrics", "schedule_lag", "max"])
+    );
+    println!(
+        "  requests                        {:>12.0} sent, {:.0} ok, {:.0} queued at the cap",
+        f(&r, &["totals", "requests"]),
+        f(&r, &["totals", "succeeded"]),
+        f(&r, &["totals", "queued_late"])
     );
     println!("  reports in {}", out.display());
     Ok(())
