@@ -424,3 +424,41 @@ fn dry_run_draws_the_plan_and_sends_nothing() {
         "t_s,planned\n0,3\n1,3\n2,3\n"
     );
 }
+
+#[test]
+fn a_constant_rate_is_held_within_two_percent_each_second_on_the_real_clock() {
+    let sim = Sim::start(SimConfig {
+        ttft: Duration::ZERO,
+        itl: Duration::ZERO,
+        output_tokens: 2,
+        ..SimConfig::default()
+    });
+    let out = tmp("constant");
+    let o = loadkit(&[
+        "run",
+        "--url",
+        &sim.url(),
+        "--rps",
+        "100",
+        "--duration",
+        "4s",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    let started: Vec<u64> = r["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["started"].as_u64().unwrap())
+        .collect();
+    for (t, n) in started.iter().enumerate().take(4).skip(1) {
+        assert!(
+            (98..=102).contains(n),
+            "second {t}: {n} starts, {started:?}"
+        );
+    }
+    assert_eq!(r["totals"]["requests"], 400);
+}
