@@ -39,7 +39,8 @@ pub struct RequestRecord {
     pub output_tokens: Option<u64>,
     /// Some content was reasoning.
     pub reasoning: bool,
-    /// Timings the server reported about this request.
+    /// Named timings: reported by the server (`Probe::server_timing`) or client-defined spans
+    /// stamped by the engine (`Probe::span`).
     pub server_timings: ServerTimings,
     /// Why it failed, if it did.
     pub error: Option<RequestError>,

@@ -62,7 +62,7 @@ mod timing;
 
 pub use client::{client_fn, Client, FnClient, RequestCtx, RequestError, Source};
 pub use event::{Control, Event, LiveStats, Observer, Phase, RequestRecord};
-pub use probe::Probe;
+pub use probe::{Probe, Stamp};
 pub use runner::{ConfigError, Runner, RunnerBuilder, Saturation, StopReason};
 pub use stats::{RunResult, RunStats, TimelineEntry};
 pub use tokio_util::sync::CancellationToken;

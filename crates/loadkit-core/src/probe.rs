@@ -8,6 +8,13 @@ use tokio::time::Instant;
 use crate::collector::{GapBatch, Msg, GAP_BATCH};
 use crate::event::{RequestRecord, ServerTimings};
 
+/// An instant on the engine's clock, taken by [`Probe::stamp`] or [`Probe::sent_stamp`].
+///
+/// Opaque on purpose: a client cannot read a time from it, only hand it back to
+/// [`Probe::span`], so every latency is still measured by the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp(Duration);
+
 /// The milestones of one in-flight request.
 ///
 /// A [`Client`](crate::Client) calls the `mark_*` methods as the response arrives; the probe
@@ -34,6 +41,13 @@ impl Probe {
             gaps,
             tx,
         }
+    }
+
+    /// A probe attached to no run, for one-off requests outside a load test (health checks,
+    /// model listings): its marks go nowhere.
+    pub fn standalone() -> Self {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        Self::new(Instant::now(), RequestRecord::default(), tx)
     }
 
     #[inline]
@@ -100,6 +114,29 @@ impl Probe {
     /// `eval_duration`), aggregated into the histogram named `name`. Up to
     /// [`ServerTimings::CAPACITY`] distinct names per request are kept.
     pub fn server_timing(&mut self, name: &'static str, value: Duration) {
+        self.record.server_timings.push(name, value);
+    }
+
+    /// The engine's clock now, to start a client-defined span (e.g. one round of a
+    /// conversation) that [`span`](Self::span) ends.
+    pub fn stamp(&self) -> Stamp {
+        Stamp(self.now())
+    }
+
+    /// When the request was sent, as a [`Stamp`].
+    pub fn sent_stamp(&self) -> Stamp {
+        Stamp(self.record.sent)
+    }
+
+    /// Records the time from `from` to now, less `minus` (saturating at zero), as the named
+    /// metric `name`: a client-defined sub-latency stamped by the engine's clock. `minus` is a
+    /// server-reported part of the span to take out (e.g. the server's own total time, leaving
+    /// queueing and network overhead); pass [`Duration::ZERO`] otherwise.
+    ///
+    /// Named metrics share the per-request slots of [`server_timing`](Self::server_timing) and
+    /// aggregate into the report's `metrics` the same way.
+    pub fn span(&mut self, name: &'static str, from: Stamp, minus: Duration) {
+        let value = self.now().saturating_sub(from.0).saturating_sub(minus);
         self.record.server_timings.push(name, value);
     }
 
@@ -189,5 +226,32 @@ mod tests {
         assert_eq!(r.first_content, Some(Duration::from_millis(50)));
         assert_eq!(r.content_units, 41);
         assert_eq!(r.content_bytes, 5 + 40 * 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn spans_are_stamped_by_the_engine_clock() {
+        let (mut probe, mut rx) = Probe::detached(RequestRecord::default());
+        tokio::time::advance(Duration::from_millis(30)).await;
+        let round = probe.stamp();
+        tokio::time::advance(Duration::from_millis(20)).await;
+        probe.span("round_2", round, Duration::ZERO);
+        probe.span("overhead", probe.sent_stamp(), Duration::from_millis(45));
+        probe.span("clamped", round, Duration::from_secs(1));
+        probe.finish(Ok(()));
+        let mut record = None;
+        while let Ok(msg) = rx.try_recv() {
+            if let Msg::Finished(r) = msg {
+                record = Some(r);
+            }
+        }
+        let spans: Vec<_> = record.unwrap().server_timings.iter().collect();
+        assert_eq!(
+            spans,
+            [
+                ("round_2", Duration::from_millis(20)),
+                ("overhead", Duration::from_millis(5)),
+                ("clamped", Duration::ZERO),
+            ]
+        );
     }
 }
