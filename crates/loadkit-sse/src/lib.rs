@@ -10,6 +10,10 @@
 //!   reachable before a run starts.
 //! - [`SseDecoder`] and [`NdjsonDecoder`]: incremental, bounded framers that hand out events and
 //!   lines as slices of one reused buffer, with no allocation per event.
+//! - [`SseClient`]: a [`Client`](loadkit_core::Client) for any SSE endpoint (body template,
+//!   content pointer, end marker, success rule, and a count-only mode that parses no JSON).
+//! - [`PlainClient`]: non-streaming request/response ("batch") load with the same template.
+//! - [`BodyTemplate`]: `{{prompt}}`-style request bodies, JSON-escaped and checked up front.
 //!
 //! # Example: frame a Server-Sent Events stream
 //!
@@ -37,11 +41,21 @@
 mod classify;
 mod connect;
 mod frame;
+mod generic;
 mod http;
 mod ndjson;
+mod plain;
+mod pointer;
+mod spec;
 mod sse;
+mod template;
 
 pub use frame::{FrameError, DEFAULT_MAX_EVENT_SIZE};
+pub use generic::{EndMarker, SseClient, SseOptions};
 pub use http::{parse_url, preflight, ConfigError, HttpClient, HttpConfig, Response, ResponseBody};
 pub use ndjson::NdjsonDecoder;
+pub use plain::{Expect, PlainClient, PlainOptions, TIME_TO_HEADERS};
+pub use pointer::{JsonPointer, PointerError};
+pub use spec::{RequestSpec, SpecError, StatusRule, TemplateRequest};
 pub use sse::{SseDecoder, SseEvent};
+pub use template::{BodyTemplate, Placeholder, TemplateError, TemplateValues};

@@ -3,7 +3,10 @@
 //!
 //! | module | server |
 //! |---|---|
-//! | [`openai`] | OpenAI-compatible `/v1/chat/completions` and `/v1/completions`, streaming and not |
+//! | [`openai`] | OpenAI-compatible `/v1/chat/completions` and `/v1/completions`, streaming and not, with tool calling |
+//! | [`ollama`] | Ollama's `/api/chat`, `/api/generate` (NDJSON or one body) and `/api/tags`, with cold loads |
+//! | [`sse_app`] | a generic SSE application framed like FastAPI + sse-starlette |
+//! | [`json`] | a plain JSON request/response server |
 //!
 //! # Example
 //!
@@ -35,6 +38,10 @@
 //!   test can assert exact counts.
 //! - The library never prints: diagnostics go through `tracing`.
 
+pub mod json;
+pub mod ollama;
 pub mod openai;
+mod paced;
 mod precise;
 mod server;
+pub mod sse_app;

@@ -1,0 +1,250 @@
+//! Parsing Ollama's NDJSON lines (and whole `"stream": false` bodies) into content marks,
+//! token counts, the server's own timings, and errors. Generated text is measured, never copied.
+
+use std::fmt;
+use std::time::Duration;
+
+use loadkit_core::{Probe, RequestError};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+/// Names of the metrics an [`OllamaClient`](crate::OllamaClient) records.
+pub mod metric {
+    /// `load_duration`: loading the model.
+    pub const SERVER_LOAD: &str = "server_load";
+    /// `prompt_eval_duration`: evaluating the prompt (prefill).
+    pub const SERVER_PROMPT_EVAL: &str = "server_prompt_eval";
+    /// `eval_duration`: generating the output.
+    pub const SERVER_EVAL: &str = "server_eval";
+    /// `total_duration`: the server's whole handling of the request.
+    pub const SERVER_TOTAL: &str = "server_total";
+    /// Client-measured time to the `done` line minus `total_duration`: queueing in front of
+    /// the model, network and HTTP overhead.
+    pub const CLIENT_OVERHEAD: &str = "client_overhead";
+    /// `load_duration` of the requests whose load exceeded the cold-load threshold (the
+    /// histogram's count is the number of cold loads).
+    pub const COLD_LOAD: &str = "cold_load";
+}
+
+/// The byte length of a JSON string, measured without copying (`0` for anything else).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct TextLen(usize);
+
+impl<'de> Deserialize<'de> for TextLen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TextLen;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<TextLen, E> {
+                Ok(TextLen(s.len()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<TextLen, E> {
+                Ok(TextLen(0))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<TextLen, E> {
+                Ok(TextLen(0))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<TextLen, E> {
+                Ok(TextLen(0))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<TextLen, E> {
+                Ok(TextLen(0))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<TextLen, E> {
+                Ok(TextLen(0))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TextLen, A::Error> {
+                let mut n = 0;
+                // tool_calls: count something so a tool-call line is content.
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(TextLen(n))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TextLen, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(TextLen(0))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Message {
+    content: TextLen,
+    thinking: TextLen,
+    tool_calls: TextLen,
+}
+
+/// One NDJSON line, or a whole non-streaming body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Line {
+    message: Option<Message>,
+    response: TextLen,
+    thinking: TextLen,
+    done: bool,
+    error: Option<serde_json::Value>,
+    total_duration: Option<u64>,
+    load_duration: Option<u64>,
+    prompt_eval_count: Option<u64>,
+    prompt_eval_duration: Option<u64>,
+    eval_count: Option<u64>,
+    eval_duration: Option<u64>,
+}
+
+impl Line {
+    /// (text, thinking) bytes.
+    fn lens(&self) -> (usize, usize) {
+        let (content, thinking) = self
+            .message
+            .as_ref()
+            .map_or((0, 0), |m| (m.content.0 + m.tool_calls.0, m.thinking.0));
+        (content + self.response.0, thinking + self.thinking.0)
+    }
+}
+
+/// The message of an `{"error": ...}` line or body, as one short line.
+pub(crate) fn error_message(body: &[u8]) -> String {
+    let text = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => match v.get("error") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(e) => e
+                .get("message")
+                .and_then(serde_json::Value::as_str)
+                .map_or_else(|| e.to_string(), str::to_owned),
+            None => String::from_utf8_lossy(body).into_owned(),
+        },
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    };
+    one_line(&text)
+}
+
+fn one_line(text: &str) -> String {
+    let mut out = String::new();
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.len() > 200 {
+            break;
+        }
+    }
+    if out.is_empty() {
+        "server reported an error without a message".to_owned()
+    } else {
+        out
+    }
+}
+
+fn malformed(what: &str, e: &serde_json::Error) -> RequestError {
+    let text = e.to_string();
+    let text = text
+        .find(" at line ")
+        .map_or(text.as_str(), |at| &text[..at]);
+    RequestError::protocol(format!("{what}: {text}"))
+}
+
+/// What the stream parser does with the server's final statistics.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Finals {
+    pub(crate) cold_load_threshold: Duration,
+}
+
+impl Finals {
+    fn record(&self, line: &Line, probe: &mut Probe) {
+        let ns = |v: Option<u64>| v.map(Duration::from_nanos);
+        probe.usage(line.prompt_eval_count, line.eval_count);
+        for (name, value) in [
+            (metric::SERVER_LOAD, ns(line.load_duration)),
+            (metric::SERVER_PROMPT_EVAL, ns(line.prompt_eval_duration)),
+            (metric::SERVER_EVAL, ns(line.eval_duration)),
+            (metric::SERVER_TOTAL, ns(line.total_duration)),
+        ] {
+            if let Some(v) = value {
+                probe.server_timing(name, v);
+            }
+        }
+        if let Some(total) = ns(line.total_duration) {
+            probe.span(metric::CLIENT_OVERHEAD, probe.sent_stamp(), total);
+        }
+        if let Some(load) = ns(line.load_duration) {
+            if load > self.cold_load_threshold {
+                probe.server_timing(metric::COLD_LOAD, load);
+            }
+        }
+    }
+}
+
+/// Handles one streamed line: `Ok(true)` when it was the `done: true` line.
+pub(crate) fn line(line: &[u8], finals: Finals, probe: &mut Probe) -> Result<bool, RequestError> {
+    let parsed: Line = serde_json::from_slice(line).map_err(|e| malformed("malformed line", &e))?;
+    if parsed.error.as_ref().is_some_and(|e| !e.is_null()) {
+        return Err(RequestError::server(error_message(line)));
+    }
+    let (text, thinking) = parsed.lens();
+    if thinking > 0 {
+        probe.reasoning(1, text + thinking);
+    } else if text > 0 {
+        probe.content(1, text);
+    }
+    if parsed.done {
+        finals.record(&parsed, probe);
+    }
+    Ok(parsed.done)
+}
+
+/// Handles a whole `"stream": false` body: one content chunk of `eval_count` units.
+pub(crate) fn whole(body: &[u8], finals: Finals, probe: &mut Probe) -> Result<(), RequestError> {
+    let parsed: Line =
+        serde_json::from_slice(body).map_err(|e| malformed("malformed response", &e))?;
+    if parsed.error.as_ref().is_some_and(|e| !e.is_null()) {
+        return Err(RequestError::server(error_message(body)));
+    }
+    let (text, thinking) = parsed.lens();
+    let units = parsed
+        .eval_count
+        .map_or(1, |n| u32::try_from(n).unwrap_or(u32::MAX));
+    if thinking > 0 {
+        probe.reasoning(units, text + thinking);
+    } else {
+        probe.content(units, text);
+    }
+    finals.record(&parsed, probe);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages() {
+        assert_eq!(
+            error_message(br#"{"error":"model \"x\" not found, try pulling it first"}"#),
+            "model \"x\" not found, try pulling it first"
+        );
+        assert_eq!(error_message(b"plain\n text"), "plain text");
+        assert_eq!(error_message(br#"{"error":{"message":"m"}}"#), "m");
+    }
+
+    #[test]
+    fn lines_are_measured() {
+        let l: Line = serde_json::from_slice(
+            br#"{"model":"m","message":{"role":"assistant","content":"h\u00e9","thinking":""},"done":false}"#,
+        )
+        .unwrap();
+        assert_eq!(l.lens(), (3, 0));
+        let l: Line = serde_json::from_slice(
+            br#"{"response":"","done":true,"context":[1,2],"total_duration":5,"eval_count":2}"#,
+        )
+        .unwrap();
+        assert_eq!((l.lens(), l.done, l.eval_count), ((0, 0), true, Some(2)));
+    }
+}
