@@ -14,10 +14,12 @@ use serde_json::Value;
 
 use crate::{cargo, root};
 
+#[derive(Clone, Copy)]
 struct Options {
     streams: u32,
     seconds: u32,
     tokens: u32,
+    slow: u32,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -36,6 +38,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--streams" => o.streams = n,
             "--seconds" => o.seconds = n,
             "--tokens" => o.tokens = n,
+            "--slow-streams" => o.slow = n,
             other => bail!("unknown option '{other}'"),
         }
     }
@@ -239,6 +242,49 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
         f(&r, &["totals", "succeeded"]),
         f(&r, &["totals", "queued_late"])
     );
+
+    // Phase 4: many slow streams (one token per second), client memory per stream and ITL error.
+    if o.slow > 0 {
+        let slow = Options {
+            seconds: 12,
+            tokens: 10,
+            ..o
+        };
+        let (server, url) = start_server(&bin, "1s", "1s", slow.tokens)?;
+        let users = o.slow.to_string();
+        let load = [
+            "--users",
+            &users,
+            "--stagger",
+            "100us",
+            "--idle-timeout",
+            "10s",
+        ];
+        let r = run_loadkit(&bin, &url, &load, &slow, &out.join("slow"))?;
+        drop(server);
+        let rss = f(&r, &["generator", "peak_rss_mib"]);
+        println!(
+            "bench-stream: {} concurrent streams, one token per second",
+            o.slow
+        );
+        println!(
+            "  client peak RSS                 {:>12.1} MiB = {:.1} KiB per stream   (budget < 32 KiB)",
+            rss,
+            rss * 1024.0 / f64::from(o.slow)
+        );
+        println!(
+            "  ITL error  p50 / p99 / max      {:>8.3} / {:.3} / {:.3} ms   (budget p99 < 2 ms)",
+            f(&r, &["metrics", "itl", "p50"]) - 1000.0,
+            f(&r, &["metrics", "itl", "p99"]) - 1000.0,
+            f(&r, &["metrics", "itl", "max"]) - 1000.0
+        );
+        println!(
+            "  requests                        {:>12.0} ok, {:.0} failed, client CPU {:.2} s",
+            f(&r, &["totals", "succeeded"]),
+            f(&r, &["totals", "failed"]),
+            f(&r, &["generator", "cpu_s"])
+        );
+    }
     println!("  reports in {}", out.display());
     Ok(())
 }

@@ -38,7 +38,8 @@ const USAGE: &str = "usage: cargo xtask <task>
   bench-stream [options]  release build; simulator and client on separate cores; prints figures
       --streams N         concurrent streams (default 64)
       --seconds T         seconds per phase (default 10)
-      --tokens K          tokens per response in the throughput phase (default 256)";
+      --tokens K          tokens per response in the throughput phase (default 256)
+      --slow-streams N    concurrent one-token-per-second streams in the memory phase (default 10000, 0 skips)";
 
 /// The workspace root (the parent of this crate's directory).
 pub(crate) fn root() -> PathBuf {
