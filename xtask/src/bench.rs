@@ -27,6 +27,7 @@ fn parse(args: &[String]) -> Result<Options> {
         streams: 64,
         seconds: 10,
         tokens: 256,
+        slow: 10_000,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
