@@ -35,7 +35,7 @@ pub(crate) enum Command {
     Plan(Box<PlanArgs>),
     /// List scenarios: the built-in presets, or those of a file.
     Scenarios(ScenariosArgs),
-    /// Run the built-in simulated OpenAI-compatible server until Ctrl+C.
+    /// Run a built-in simulated server (OpenAI, Ollama, SSE app, JSON) until Ctrl+C.
     ServeSim(ServeArgs),
 }
 
@@ -46,6 +46,14 @@ pub(crate) enum Protocol {
     OpenaiChat,
     /// OpenAI-compatible POST /v1/completions.
     OpenaiCompletions,
+    /// Ollama POST /api/chat (NDJSON stream).
+    OllamaChat,
+    /// Ollama POST /api/generate (NDJSON stream).
+    OllamaGenerate,
+    /// Any Server-Sent Events endpoint (--body, --content-pointer, --end-marker, ...).
+    Sse,
+    /// Plain non-streaming HTTP request/response (batch traffic).
+    Http,
 }
 
 impl Protocol {
@@ -53,6 +61,10 @@ impl Protocol {
         match self {
             Protocol::OpenaiChat => "openai-chat",
             Protocol::OpenaiCompletions => "openai-completions",
+            Protocol::OllamaChat => "ollama-chat",
+            Protocol::OllamaGenerate => "ollama-generate",
+            Protocol::Sse => "sse",
+            Protocol::Http => "http",
         }
     }
 }
@@ -200,6 +212,91 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) no_usage_request: bool,
 
+    /// sse, http: the request body template; {{prompt}}, {{max_tokens}}, {{uuid}}, {{user}},
+    /// {{seq}} and {{model}} are filled in (JSON-escaped when the template is JSON)
+    /// [default: {"prompt": "{{prompt}}", "max_tokens": {{max_tokens}}}].
+    #[arg(
+        long,
+        value_name = "TEXT",
+        conflicts_with = "body_file",
+        help_heading = "Generic HTTP / SSE"
+    )]
+    pub(crate) body: Option<String>,
+
+    /// sse, http: read the body template from a file.
+    #[arg(long, value_name = "FILE", help_heading = "Generic HTTP / SSE")]
+    pub(crate) body_file: Option<PathBuf>,
+
+    /// sse, http: the HTTP method.
+    #[arg(long, default_value = "POST", help_heading = "Generic HTTP / SSE")]
+    pub(crate) method: String,
+
+    /// sse: JSON pointer of the content field (e.g. /choices/0/delta/content); an event is a
+    /// chunk when it is non-empty [default: every data: event is a chunk].
+    #[arg(
+        long,
+        value_name = "POINTER",
+        conflicts_with = "count_only",
+        help_heading = "Generic HTTP / SSE"
+    )]
+    pub(crate) content_pointer: Option<String>,
+
+    /// sse: where the stream ends: a data payload such as [DONE], event:NAME, or close
+    /// [default: close; [DONE] against the built-in simulator].
+    #[arg(long, value_name = "MARKER", help_heading = "Generic HTTP / SSE")]
+    pub(crate) end_marker: Option<String>,
+
+    /// sse: a success needs at least N chunks (3 means "more than 2").
+    #[arg(long, value_name = "N", default_value = "1", value_parser = positive_u64, help_heading = "Generic HTTP / SSE")]
+    pub(crate) min_chunks: u64,
+
+    /// sse, http: statuses that count as success (e.g. 2xx, 200, 2xx,304).
+    #[arg(
+        long,
+        value_name = "RULE",
+        default_value = "2xx",
+        help_heading = "Generic HTTP / SSE"
+    )]
+    pub(crate) success_status: String,
+
+    /// sse: count data: events without parsing them (no JSON at all: the cheapest client).
+    #[arg(long, help_heading = "Generic HTTP / SSE")]
+    pub(crate) count_only: bool,
+
+    /// http: a JSON pointer that must exist in a successful body.
+    #[arg(long, value_name = "POINTER", help_heading = "Generic HTTP / SSE")]
+    pub(crate) expect_pointer: Option<String>,
+
+    /// http: the value --expect-pointer must equal (JSON, or else a string).
+    #[arg(
+        long,
+        value_name = "VALUE",
+        requires = "expect_pointer",
+        help_heading = "Generic HTTP / SSE"
+    )]
+    pub(crate) expect_value: Option<String>,
+
+    /// ollama: keep_alive sent with each request (e.g. 5m, 0, -1).
+    #[arg(long, value_name = "DURATION", help_heading = "Ollama")]
+    pub(crate) keep_alive: Option<String>,
+
+    /// ollama: options.num_ctx (context window the model is loaded with).
+    #[arg(long, value_name = "N", value_parser = positive_u32, help_heading = "Ollama")]
+    pub(crate) num_ctx: Option<u32>,
+
+    /// ollama: a request whose load_duration exceeds this paid a cold model load.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "500ms", help_heading = "Ollama")]
+    pub(crate) cold_load_threshold: Duration,
+
+    /// openai-chat: tool definitions (a JSON array of OpenAI tools); tool calls are answered
+    /// with deterministic fake results and the model is asked again.
+    #[arg(long, value_name = "FILE", help_heading = "Tool calling")]
+    pub(crate) tools: Option<PathBuf>,
+
+    /// openai-chat with --tools: the most tool rounds per conversation.
+    #[arg(long, value_name = "N", default_value = "4", value_parser = positive_u32, help_heading = "Tool calling")]
+    pub(crate) max_tool_rounds: u32,
+
     /// Directory for report.json [default: loadkit-results/<UTC timestamp>].
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,
@@ -249,6 +346,9 @@ pub(crate) enum ScenariosCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
+    /// Which simulator.
+    #[arg(long, value_enum, default_value = "openai")]
+    pub(crate) protocol: crate::sim::SimKind,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub(crate) addr: std::net::SocketAddr,

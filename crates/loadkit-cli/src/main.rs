@@ -10,6 +10,7 @@ mod proto;
 mod run;
 mod scenario;
 mod serve;
+mod sim;
 
 use std::process::ExitCode;
 

@@ -12,6 +12,7 @@ use crate::args::{OnSaturation, PromptPreset, Protocol, RunArgs};
 use crate::live::LiveLine;
 use crate::pattern::{self, Load};
 use crate::proto;
+use crate::sim::{Pacing, Sim, SimKind};
 use crate::{exit, process, Fatal};
 
 /// Duration of a run given neither --duration nor --requests.
@@ -30,33 +31,75 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
         return Ok(exit::OK);
     }
 
+    check_protocol_flags(&args)?;
     // The built-in simulator stands in for a target when none is given.
     let simulator = match &args.url {
         Some(_) => None,
-        None => Some(
-            loadkit_testbed::openai::serve(loadkit_testbed::openai::SimConfig::default())
+        None => {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
                 .await
-                .map_err(|e| Fatal::usage(format!("cannot start the built-in simulator: {e}")))?,
-        ),
+                .map_err(|e| Fatal::usage(format!("cannot start the built-in simulator: {e}")))?;
+            Some(Sim::start(
+                SimKind::for_protocol(args.protocol),
+                listener,
+                Pacing::default(),
+            ))
+        }
     };
     let base_url = match (&args.url, &simulator) {
         (Some(url), _) => url.clone(),
-        (None, Some(sim)) => sim.base_url(),
+        (None, Some(sim)) => sim.url(),
         (None, None) => unreachable!("a simulator is started when no url is given"),
     };
     if simulator.is_some() && !args.quiet {
         eprintln!("no --url given: load-testing the built-in simulator at {base_url}");
     }
 
+    let mut sections = Map::new();
     let (result, target) = match args.protocol {
         Protocol::OpenaiChat | Protocol::OpenaiCompletions => {
             let (client, source, target) = proto::openai(&args, &base_url)?;
             preflight(&target, &args).await?;
             (drive(&args, load, duration, client, source).await?, target)
         }
+        Protocol::OllamaChat | Protocol::OllamaGenerate => {
+            let (client, source, target) = proto::ollama(&args, &base_url)?;
+            preflight(&target, &args).await?;
+            client.check_model().await.map_err(|e| Fatal {
+                code: exit::UNREACHABLE,
+                message: format!("{target}: {e}"),
+            })?;
+            let result = drive(&args, load, duration, client, source).await?;
+            let cold = result
+                .stats
+                .server
+                .get(loadkit_ollama::metric::COLD_LOAD)
+                .map_or(0, |h| h.count());
+            sections.insert(
+                "ollama".to_owned(),
+                json!({
+                    "cold_loads": cold,
+                    "cold_load_threshold_ms": args.cold_load_threshold.as_secs_f64() * 1e3,
+                    "server_metrics": ["server_load", "server_prompt_eval", "server_eval", "server_total"],
+                    "overhead_metric": "client_overhead",
+                }),
+            );
+            (result, target)
+        }
+        Protocol::Sse => {
+            let (client, source, target) = proto::sse(&args, &base_url)?;
+            preflight(&target, &args).await?;
+            (drive(&args, load, duration, client, source).await?, target)
+        }
+        Protocol::Http => {
+            let (client, source, target) = proto::http(&args, &base_url)?;
+            preflight(&target, &args).await?;
+            (drive(&args, load, duration, client, source).await?, target)
+        }
     };
 
-    let report = Report::from_run(&result, meta(&args, target, simulator.is_some()));
+    let mut report = Report::from_run(&result, meta(&args, target, simulator.is_some()));
+    report.sections.extend(sections);
     let out_dir = args.out.clone().unwrap_or_else(default_out_dir);
     let written = write_report(&out_dir, &report);
     print!("\n{}", render_summary(&report));
@@ -71,6 +114,31 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
         return Ok(exit::USAGE);
     }
     Ok(exit_code(&result))
+}
+
+/// Refuses flags that the chosen protocol does not use, in one line.
+fn check_protocol_flags(args: &RunArgs) -> Result<(), Fatal> {
+    let p = args.protocol;
+    let generic = matches!(p, Protocol::Sse | Protocol::Http);
+    let ollama = matches!(p, Protocol::OllamaChat | Protocol::OllamaGenerate);
+    let checks: [(bool, bool, &str); 9] = [
+        (args.body.is_some() || args.body_file.is_some(), generic, "--body/--body-file apply to --protocol sse and http"),
+        (args.method != "POST", generic, "--method applies to --protocol sse and http"),
+        (args.success_status != "2xx", generic, "--success-status applies to --protocol sse and http"),
+        (args.content_pointer.is_some() || args.end_marker.is_some() || args.count_only || args.min_chunks != 1,
+            p == Protocol::Sse, "--content-pointer, --end-marker, --min-chunks and --count-only apply to --protocol sse"),
+        (args.expect_pointer.is_some(), p == Protocol::Http, "--expect-pointer/--expect-value apply to --protocol http"),
+        (args.keep_alive.is_some() || args.num_ctx.is_some(), ollama, "--keep-alive and --num-ctx apply to --protocol ollama-chat and ollama-generate"),
+        (args.tools.is_some(), p == Protocol::OpenaiChat, "--tools applies to --protocol openai-chat"),
+        (args.tools.is_some() && args.no_stream, false, "--tools needs streaming (drop --no-stream)"),
+        (args.no_stream && generic, false, "--no-stream applies to openai and ollama protocols"),
+    ];
+    for (given, allowed, message) in checks {
+        if given && !allowed {
+            return Err(Fatal::usage(message));
+        }
+    }
+    Ok(())
 }
 
 /// Fails with exit code 3 when the target cannot be reached before the run starts.
@@ -166,6 +234,32 @@ fn meta(args: &RunArgs, target: String, simulator: bool) -> RunMeta {
     set("max_tokens", json!(args.max_tokens));
     set("temperature", json!(args.temperature));
     set("stream", json!(!args.no_stream));
+    match args.protocol {
+        Protocol::Sse => {
+            set(
+                "mode",
+                json!(if args.count_only {
+                    "count-only"
+                } else {
+                    "parse"
+                }),
+            );
+            set("content_pointer", json!(args.content_pointer));
+            set("end_marker", json!(args.end_marker));
+            set("min_chunks", json!(args.min_chunks));
+            set("success_status", json!(args.success_status));
+        }
+        Protocol::Http => {
+            set("method", json!(args.method));
+            set("success_status", json!(args.success_status));
+            set("expect_pointer", json!(args.expect_pointer));
+        }
+        Protocol::OllamaChat | Protocol::OllamaGenerate => {
+            set("keep_alive", json!(args.keep_alive));
+            set("num_ctx", json!(args.num_ctx));
+        }
+        _ => {}
+    }
     set("prompt", json!(prompt_label(args)));
     set("system_prompt", json!(args.system_prompt.is_some()));
     set("simulator", json!(simulator));

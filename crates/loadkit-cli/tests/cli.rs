@@ -462,3 +462,320 @@ fn a_constant_rate_is_held_within_two_percent_each_second_on_the_real_clock() {
     }
     assert_eq!(r["totals"]["requests"], 400);
 }
+
+/// Runs `args` (a `run` against the built-in simulator of its protocol) and reads the report.
+fn run_builtin(name: &str, args: &[&str]) -> (Output, Value) {
+    let out = tmp(name);
+    let mut all = vec!["run", "--quiet", "--requests", "8", "--users", "2", "--out"];
+    let dir = out.to_str().unwrap().to_owned();
+    all.push(&dir);
+    all.extend_from_slice(args);
+    let o = loadkit(&all);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    (o, r)
+}
+
+fn p50(r: &Value, metric: &str) -> f64 {
+    r["metrics"][metric]["p50"].as_f64().unwrap()
+}
+
+#[test]
+fn ollama_protocols_run_against_the_built_in_simulator() {
+    for protocol in ["ollama-chat", "ollama-generate"] {
+        let (_, r) = run_builtin(
+            protocol,
+            &[
+                "--protocol",
+                protocol,
+                "--keep-alive",
+                "5m",
+                "--num-ctx",
+                "2048",
+            ],
+        );
+        assert_eq!(r["run"]["protocol"], protocol);
+        assert!(r["run"]["target"]
+            .as_str()
+            .unwrap()
+            .ends_with(if protocol == "ollama-chat" {
+                "/api/chat"
+            } else {
+                "/api/generate"
+            }));
+        assert_eq!(r["totals"]["succeeded"], 8, "{r}");
+        assert_eq!(r["tokens"]["source"], "server");
+        assert_eq!(r["tokens"]["output_total"], 8 * 32);
+        assert!((p50(&r, "ttft") - 50.0).abs() <= 2.0, "{}", p50(&r, "ttft"));
+        assert!((p50(&r, "itl") - 10.0).abs() <= 1.0);
+        for m in [
+            "server_load",
+            "server_prompt_eval",
+            "server_eval",
+            "server_total",
+            "client_overhead",
+        ] {
+            assert_eq!(r["metrics"][m]["count"], 8, "{m}");
+        }
+        assert_eq!(r["ollama"]["cold_loads"], 0);
+    }
+}
+
+#[test]
+fn ollama_says_when_the_model_is_not_pulled() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime
+        .block_on(loadkit_testbed::ollama::serve(
+            loadkit_testbed::ollama::OllamaConfig {
+                cold_load: Duration::from_millis(200),
+                ttft: Duration::from_millis(5),
+                itl: Duration::from_millis(1),
+                output_tokens: 4,
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+    let url = server.base_url();
+    let o = loadkit(&[
+        "run",
+        "--protocol",
+        "ollama-chat",
+        "--url",
+        &url,
+        "--model",
+        "llama9",
+        "--requests",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "model \"llama9\" is not pulled on the server (available: loadkit-sim:latest)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let o = loadkit(&[
+        "run",
+        "--protocol",
+        "ollama-chat",
+        "--url",
+        &url,
+        "--requests",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("needs --model"), "{}", stderr(&o));
+    let out = tmp("ollama-cold");
+    let o = loadkit(&[
+        "run",
+        "--protocol",
+        "ollama-chat",
+        "--url",
+        &url,
+        "--model",
+        "loadkit-sim",
+        "--requests",
+        "3",
+        "--users",
+        "1",
+        "--cold-load-threshold",
+        "100ms",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    assert_eq!(r["ollama"]["cold_loads"], 1);
+    assert_eq!(r["metrics"]["cold_load"]["count"], 1);
+    runtime.block_on(server.shutdown());
+}
+
+#[test]
+fn sse_runs_in_parse_and_count_only_modes() {
+    let (_, parse) = run_builtin(
+        "sse-parse",
+        &[
+            "--protocol",
+            "sse",
+            "--content-pointer",
+            "/token",
+            "--min-chunks",
+            "32",
+        ],
+    );
+    let (_, count) = run_builtin(
+        "sse-count",
+        &[
+            "--protocol",
+            "sse",
+            "--count-only",
+            "--end-marker",
+            "[DONE]",
+        ],
+    );
+    for (mode, r) in [("parse", &parse), ("count-only", &count)] {
+        assert_eq!(r["totals"]["succeeded"], 8, "{mode}: {r}");
+        assert_eq!(r["generator"]["content_events"], 8 * 32, "{mode}");
+        assert_eq!(r["run"]["mode"], mode);
+        assert!((p50(r, "ttft") - 50.0).abs() <= 2.0);
+        assert!((p50(r, "itl") - 10.0).abs() <= 1.0);
+    }
+}
+
+#[test]
+fn min_chunks_turns_a_short_answer_into_a_validation_failure() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime
+        .block_on(loadkit_testbed::sse_app::serve(
+            loadkit_testbed::sse_app::SseAppConfig {
+                chunks: 2,
+                ttft: Duration::from_millis(1),
+                itl: Duration::from_millis(1),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+    let out = tmp("min-chunks");
+    let o = loadkit(&[
+        "run",
+        "--protocol",
+        "sse",
+        "--url",
+        &server.url(),
+        "--end-marker",
+        "[DONE]",
+        "--min-chunks",
+        "3",
+        "--requests",
+        "3",
+        "--users",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    assert_eq!(r["totals"]["failed"], 3);
+    assert_eq!(r["errors"][0]["class"], "validation");
+    assert_eq!(
+        r["errors"][0]["message"],
+        "too few chunks: got 2, the success rule needs at least 3 (more than 2)"
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("too few chunks"));
+    runtime.block_on(server.shutdown());
+}
+
+#[test]
+fn http_runs_with_a_body_template_and_an_expected_value() {
+    let dir = tmp("http-body");
+    std::fs::create_dir_all(&dir).unwrap();
+    let body = dir.join("body.json");
+    std::fs::write(
+        &body,
+        r#"{"input": "{{prompt}}", "user": {{user}}, "id": "{{uuid}}", "seq": {{seq}}}"#,
+    )
+    .unwrap();
+    let (_, r) = run_builtin(
+        "http",
+        &[
+            "--protocol",
+            "http",
+            "--body-file",
+            body.to_str().unwrap(),
+            "--method",
+            "PUT",
+            "--expect-pointer",
+            "/status",
+            "--expect-value",
+            "ok",
+        ],
+    );
+    assert_eq!(r["totals"]["succeeded"], 8, "{r}");
+    assert!((p50(&r, "e2e") - 50.0).abs() <= 2.0);
+    assert_eq!(r["metrics"]["time_to_headers"]["count"], 8);
+    let (_, r) = run_builtin(
+        "http-bad-value",
+        &[
+            "--protocol",
+            "http",
+            "--expect-pointer",
+            "/status",
+            "--expect-value",
+            "done",
+        ],
+    );
+    assert_eq!(r["totals"]["failed"], 8);
+    assert_eq!(r["errors"][0]["message"], "/status is not \"done\"");
+}
+
+#[test]
+fn generic_protocol_flags_are_validated_before_any_load() {
+    for (args, expect) in [
+        (
+            &["--protocol", "sse", "--body", r#"{"q": {{prompt}}}"#][..],
+            "not valid json after substitution",
+        ),
+        (
+            &["--protocol", "sse", "--body", "{{nope}}"][..],
+            "unknown placeholder {{nope}}",
+        ),
+        (
+            &[
+                "--protocol",
+                "sse",
+                "--count-only",
+                "--content-pointer",
+                "/a",
+            ][..],
+            "cannot be used with",
+        ),
+        (
+            &["--protocol", "sse", "--content-pointer", "a"][..],
+            "invalid json pointer",
+        ),
+        (
+            &["--protocol", "http", "--success-status", "7xx"][..],
+            "invalid success status",
+        ),
+        (
+            &["--protocol", "http", "--min-chunks", "3"][..],
+            "apply to --protocol sse",
+        ),
+        (
+            &["--protocol", "openai-chat", "--keep-alive", "5m"][..],
+            "apply to --protocol ollama",
+        ),
+        (
+            &["--protocol", "sse", "--method", "NO PE"][..],
+            "invalid http method",
+        ),
+        (
+            &["--protocol", "ollama-chat", "--tools", "x.json"][..],
+            "--tools applies to --protocol openai-chat",
+        ),
+    ] {
+        let mut all = vec!["run", "--requests", "1"];
+        all.extend_from_slice(args);
+        let o = loadkit(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert_eq!(
+            err.lines()
+                .filter(|l| l.starts_with("error") || l.contains("error:"))
+                .count(),
+            1,
+            "{err}"
+        );
+    }
+}

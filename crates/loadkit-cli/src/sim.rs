@@ -1,0 +1,126 @@
+//! The built-in simulated servers, one per protocol family, behind one handle: started by
+//! `loadkit run` when no --url is given, and by `loadkit serve-sim`.
+
+use std::time::Duration;
+
+use loadkit_testbed::json::{JsonConfig, JsonServer};
+use loadkit_testbed::ollama::{OllamaConfig, OllamaServer};
+use loadkit_testbed::openai::{SimConfig, SimServer};
+use loadkit_testbed::sse_app::{SseAppConfig, SseAppServer};
+use tokio::net::TcpListener;
+
+use crate::args::Protocol;
+
+/// Which simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SimKind {
+    /// OpenAI-compatible /v1/chat/completions and /v1/completions (with tool calling).
+    Openai,
+    /// Ollama /api/chat, /api/generate and /api/tags.
+    Ollama,
+    /// A generic SSE app framed like FastAPI + sse-starlette.
+    Sse,
+    /// A plain JSON request/response server.
+    Http,
+}
+
+impl SimKind {
+    pub(crate) fn for_protocol(protocol: Protocol) -> Self {
+        match protocol {
+            Protocol::OpenaiChat | Protocol::OpenaiCompletions => SimKind::Openai,
+            Protocol::OllamaChat | Protocol::OllamaGenerate => SimKind::Ollama,
+            Protocol::Sse => SimKind::Sse,
+            Protocol::Http => SimKind::Http,
+        }
+    }
+}
+
+/// Pacing shared by every simulator.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pacing {
+    pub(crate) ttft: Duration,
+    pub(crate) itl: Duration,
+    pub(crate) tokens: u32,
+    pub(crate) usage: bool,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self {
+            ttft: Duration::from_millis(50),
+            itl: Duration::from_millis(10),
+            tokens: 32,
+            usage: true,
+        }
+    }
+}
+
+/// A running simulator.
+#[derive(Debug)]
+pub(crate) enum Sim {
+    OpenAi(SimServer),
+    Ollama(OllamaServer),
+    Sse(SseAppServer),
+    Json(JsonServer),
+}
+
+impl Sim {
+    pub(crate) fn start(kind: SimKind, listener: TcpListener, p: Pacing) -> Self {
+        match kind {
+            SimKind::Openai => Sim::OpenAi(loadkit_testbed::openai::serve_on(
+                listener,
+                SimConfig {
+                    ttft: p.ttft,
+                    itl: p.itl,
+                    output_tokens: p.tokens,
+                    usage: p.usage,
+                    ..SimConfig::default()
+                },
+            )),
+            SimKind::Ollama => Sim::Ollama(loadkit_testbed::ollama::serve_on(
+                listener,
+                OllamaConfig {
+                    ttft: p.ttft,
+                    itl: p.itl,
+                    output_tokens: p.tokens,
+                    ..OllamaConfig::default()
+                },
+            )),
+            SimKind::Sse => Sim::Sse(loadkit_testbed::sse_app::serve_on(
+                listener,
+                SseAppConfig {
+                    ttft: p.ttft,
+                    itl: p.itl,
+                    chunks: p.tokens,
+                    ..SseAppConfig::default()
+                },
+            )),
+            SimKind::Http => Sim::Json(loadkit_testbed::json::serve_on(
+                listener,
+                JsonConfig {
+                    latency: p.ttft,
+                    ..JsonConfig::default()
+                },
+            )),
+        }
+    }
+
+    /// The URL a client is pointed at.
+    pub(crate) fn url(&self) -> String {
+        match self {
+            Sim::OpenAi(s) => s.base_url(),
+            Sim::Ollama(s) => s.base_url(),
+            Sim::Sse(s) => s.url(),
+            Sim::Json(s) => s.url(),
+        }
+    }
+
+    pub(crate) async fn shutdown(self) {
+        match self {
+            Sim::OpenAi(s) => s.shutdown().await,
+            Sim::Ollama(s) => s.shutdown().await,
+            Sim::Sse(s) => s.shutdown().await,
+            Sim::Json(s) => s.shutdown().await,
+        }
+    }
+}
