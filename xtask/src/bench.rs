@@ -140,6 +140,14 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
     let status = cargo()
         .args(["build", "--release", "--quiet", "-p", "loadkit-cli"])
         .status()?;
+    let status = if status.success() {
+        cargo()
+            .args(["build", "--release", "--quiet", "-p", "loadkit-core"])
+            .args(["--example", "schedule_lag"])
+            .status()?
+    } else {
+        status
+    };
     if !status.success() {
         bail!("release build failed");
     }
@@ -242,6 +250,15 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
         f(&r, &["totals", "requests"]),
         f(&r, &["totals", "succeeded"]),
         f(&r, &["totals", "queued_late"])
+    );
+    // The engine alone (a no-op client) at the same rate, on the same single core.
+    let engine = pinned(0, &root().join("target/release/examples/schedule_lag"))
+        .args(["2000", &short.seconds.to_string()])
+        .output()
+        .context("running the schedule_lag example")?;
+    print!(
+        "  engine only, no-op client:      {}",
+        String::from_utf8_lossy(&engine.stdout)
     );
 
     // Phase 4: many slow streams (one token per second), client memory per stream and ITL error.
