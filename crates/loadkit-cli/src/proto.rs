@@ -24,7 +24,17 @@ pub(crate) fn openai(
     let target = config
         .endpoint_url()
         .map_err(|e| Fatal::usage(e.to_string()))?;
-    let client = OpenAiClient::new(config).map_err(|e| Fatal::usage(e.to_string()))?;
+    let mut client = OpenAiClient::new(config).map_err(|e| Fatal::usage(e.to_string()))?;
+    if let Some(path) = &args.tools {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Fatal::usage(format!("cannot read --tools {}: {e}", path.display())))?;
+        let tools: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            Fatal::usage(format!("--tools {} is not valid json: {e}", path.display()))
+        })?;
+        client = client
+            .with_tools(tools, args.max_tool_rounds)
+            .map_err(|e| Fatal::usage(format!("--tools {}: {e}", path.display())))?;
+    }
     let prompts = prompt_source(args);
     let system: Option<Arc<str>> = args.system_prompt.as_deref().map(Arc::from);
     let source = move |ctx: &RequestCtx| OpenAiRequest {

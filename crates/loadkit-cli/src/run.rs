@@ -60,7 +60,31 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
         Protocol::OpenaiChat | Protocol::OpenaiCompletions => {
             let (client, source, target) = proto::openai(&args, &base_url)?;
             preflight(&target, &args).await?;
-            (drive(&args, load, duration, client, source).await?, target)
+            let tool_stats = client.tool_stats();
+            let result = drive(&args, load, duration, client, source).await?;
+            if let Some(stats) = tool_stats {
+                let t = stats.snapshot();
+                let by: Map<String, Value> = t
+                    .by_tool_rounds
+                    .iter()
+                    .map(|(rounds, n)| (rounds.to_string(), json!(n)))
+                    .collect();
+                sections.insert(
+                    "tools".to_owned(),
+                    json!({
+                        "conversations": t.conversations,
+                        "tool_rounds": t.tool_rounds,
+                        "mean_tool_rounds": if t.conversations == 0 { 0.0 } else {
+                            t.tool_rounds as f64 / t.conversations as f64
+                        },
+                        "limit_reached": t.limit_reached,
+                        "max_tool_rounds": args.max_tool_rounds,
+                        "conversations_by_tool_rounds": by,
+                        "round_metrics": "tool_round_K: latency of request K of a conversation; e2e: the whole conversation",
+                    }),
+                );
+            }
+            (result, target)
         }
         Protocol::OllamaChat | Protocol::OllamaGenerate => {
             let (client, source, target) = proto::ollama(&args, &base_url)?;

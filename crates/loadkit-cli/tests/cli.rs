@@ -779,3 +779,34 @@ fn generic_protocol_flags_are_validated_before_any_load() {
         );
     }
 }
+
+#[test]
+fn tool_calling_rounds_are_reported() {
+    let dir = tmp("tools");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tools = dir.join("tools.json");
+    std::fs::write(
+        &tools,
+        r#"[{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]"#,
+    )
+    .unwrap();
+    let (_, r) = run_builtin(
+        "tools-run",
+        &["--tools", tools.to_str().unwrap(), "--max-tool-rounds", "3"],
+    );
+    assert_eq!(r["totals"]["succeeded"], 8, "{r}");
+    assert_eq!(r["tools"]["conversations"], 8);
+    assert_eq!(
+        r["tools"]["tool_rounds"], 16,
+        "the simulator calls a tool twice"
+    );
+    assert_eq!(r["tools"]["conversations_by_tool_rounds"]["2"], 8);
+    for m in ["tool_round_1", "tool_round_2", "tool_round_3"] {
+        assert_eq!(r["metrics"][m]["count"], 8, "{m}");
+    }
+    assert!(p50(&r, "e2e") > p50(&r, "tool_round_3") + p50(&r, "tool_round_1"));
+    std::fs::write(&tools, "{}").unwrap();
+    let o = loadkit(&["run", "--requests", "1", "--tools", tools.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("invalid tools"), "{}", stderr(&o));
+}

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::config::{ConfigError, Endpoint, OpenAiConfig};
 use crate::parse::{error_body_message, full_response, StreamParser};
+use crate::tools::{ToolStats, Tools};
 
 /// How much of an error body is read for its message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -116,7 +117,7 @@ const RESERVED: [&str; 9] = [
 /// # }
 /// ```
 pub struct OpenAiClient {
-    http: HttpClient,
+    pub(crate) http: HttpClient,
     uri: Uri,
     headers: HeaderMap,
     endpoint: Endpoint,
@@ -128,8 +129,9 @@ pub struct OpenAiClient {
     include_usage: bool,
     /// Extra body fields, pre-rendered as `,"k":v,...`.
     extra: Option<String>,
-    max_event_size: usize,
+    pub(crate) max_event_size: usize,
     max_body_size: usize,
+    tools: Option<Tools>,
 }
 
 impl fmt::Debug for OpenAiClient {
@@ -195,8 +197,58 @@ impl OpenAiClient {
             extra: None,
             max_event_size: config.http.max_event_size,
             max_body_size: config.http.max_body_size,
+            tools: None,
             http,
         })
+    }
+
+    /// Offers `tools` (a JSON array of OpenAI tool definitions) in every request and turns each
+    /// request into a conversation: when the model answers with `tool_calls`, deterministic
+    /// fake results are appended and the model is asked again, up to `max_rounds` tool rounds
+    /// (at most [`MAX_TOOL_ROUNDS`](crate::MAX_TOOL_ROUNDS)). Needs a streaming chat client.
+    ///
+    /// The conversation is one engine request: TTFT is the first content of the first round,
+    /// E2E the whole conversation, usage the sum over rounds, and each round's latency the
+    /// metric `tool_round_K`; [`tool_stats`](Self::tool_stats) counts rounds per conversation.
+    pub fn with_tools(
+        mut self,
+        tools: serde_json::Value,
+        max_rounds: u32,
+    ) -> Result<Self, ConfigError> {
+        let ok = tools.as_array().is_some_and(|a| {
+            !a.is_empty()
+                && a.iter().all(|t| {
+                    t.pointer("/function/name")
+                        .and_then(serde_json::Value::as_str)
+                        .is_some()
+                })
+        });
+        if !ok {
+            return Err(ConfigError::InvalidTools(
+                "expected a non-empty json array of {\"type\": \"function\", \"function\": {\"name\": ...}} tools",
+            ));
+        }
+        if max_rounds == 0 || max_rounds > crate::MAX_TOOL_ROUNDS {
+            return Err(ConfigError::InvalidTools(
+                "the maximum tool rounds must be from 1 to 7",
+            ));
+        }
+        if !self.stream || self.endpoint != Endpoint::Chat {
+            return Err(ConfigError::InvalidTools(
+                "tool calling needs streaming chat completions",
+            ));
+        }
+        self.tools = Some(Tools {
+            tools,
+            max_rounds,
+            stats: Arc::default(),
+        });
+        Ok(self)
+    }
+
+    /// The conversation counters of a client made with [`with_tools`](Self::with_tools).
+    pub fn tool_stats(&self) -> Option<Arc<ToolStats>> {
+        self.tools.as_ref().map(|t| t.stats.clone())
     }
 
     /// Adds fields to every request body, e.g. `min_tokens` and `ignore_eos` (vLLM) to force an
@@ -284,7 +336,7 @@ impl OpenAiClient {
         json
     }
 
-    fn http_request(&self, body: Vec<u8>) -> http::Request<Bytes> {
+    pub(crate) fn http_request(&self, body: Vec<u8>) -> http::Request<Bytes> {
         let mut request = http::Request::new(Bytes::from(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uri.clone();
@@ -324,6 +376,9 @@ impl Client for OpenAiClient {
     type Request = OpenAiRequest;
 
     async fn call(&self, request: OpenAiRequest, probe: &mut Probe) -> Result<(), RequestError> {
+        if let Some(tools) = &self.tools {
+            return self.converse(tools, request, probe).await;
+        }
         let body = self.body(&request);
         drop(request);
         let response = self.http.send(self.http_request(body), probe).await?;

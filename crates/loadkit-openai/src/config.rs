@@ -190,6 +190,9 @@ pub enum ConfigError {
     /// An extra body field would override one the client sets itself.
     #[error("extra body field {0:?} is set by the client itself")]
     ReservedField(String),
+    /// The tool-calling settings are unusable.
+    #[error("invalid tools: {0}")]
+    InvalidTools(&'static str),
     /// The HTTP settings are unusable.
     #[error(transparent)]
     Http(#[from] loadkit_sse::ConfigError),

@@ -19,6 +19,15 @@
 //!   content chunks counted;
 //! - a non-streaming response is one content chunk of `completion_tokens` units (1 without usage).
 //!
+//! # Tool calling
+//!
+//! [`OpenAiClient::with_tools`] offers tools in every request; when the model answers with
+//! `tool_calls`, deterministic fake results are appended and the model is asked again, up to a
+//! maximum number of tool rounds. A conversation is one engine request (TTFT: the first content
+//! of the first round; E2E: the whole conversation); each round's latency is the metric
+//! `tool_round_K`, and [`OpenAiClient::tool_stats`] counts rounds per conversation. Tool-call
+//! fragments are accumulated (that allocates, for tool-call chunks only).
+//!
 //! # Errors
 //!
 //! | what happened | class | message |
@@ -44,6 +53,8 @@
 mod client;
 mod config;
 mod parse;
+mod tools;
 
 pub use client::{OpenAiClient, OpenAiRequest};
 pub use config::{ConfigError, Endpoint, OpenAiConfig};
+pub use tools::{ToolReport, ToolStats, MAX_TOOL_ROUNDS, ROUND_METRICS};

@@ -6,3 +6,4 @@ mod errors;
 mod samples;
 mod support;
 mod timing;
+mod tools;

@@ -116,14 +116,25 @@ pub(super) async fn handle(
         return json(StatusCode::OK, body);
     }
     counters.streams.fetch_add(1, Ordering::Relaxed);
+    // With tools offered, the model calls the first one until the conversation holds
+    // `tool_rounds` results, then answers with text.
+    let tool_call = parsed
+        .tool
+        .clone()
+        .filter(|_| kind == Kind::Chat && parsed.tool_results < config.tool_rounds);
+    let (tokens, finish_reason) = match tool_call {
+        Some(_) => (super::stream::TOOL_ARGS.len() as u32, "tool_calls"),
+        None => (tokens, finish_reason),
+    };
     let plan = Plan {
         tokens,
         finish_reason,
         usage: (config.usage && parsed.include_usage).then_some((parsed.prompt_tokens, tokens)),
         fault: fault.and_then(stream_fault),
+        tool_call,
     };
     let wire = Wire::new(kind, index, &config.model);
-    let body = StreamBody::new(
+    let mut body = StreamBody::new(
         guard,
         wire,
         plan,
@@ -132,6 +143,7 @@ pub(super) async fn handle(
         config.itl,
         config.ping,
     );
+    body.wire_round = u64::from(parsed.tool_results);
     let mut response = Response::new(SimBody::Stream(Box::new(body)));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -173,6 +185,10 @@ struct ParsedRequest {
     ignore_eos: bool,
     /// Words of the prompt (system and user messages included).
     prompt_tokens: u32,
+    /// The JSON-encoded name of the first tool offered, if any.
+    tool: Option<String>,
+    /// Tool results already in the conversation (`role: "tool"` messages).
+    tool_results: u32,
 }
 
 impl ParsedRequest {
@@ -204,7 +220,23 @@ impl ParsedRequest {
                 .and_then(Value::as_u64)
                 .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
         };
+        let tool = map
+            .get("tools")
+            .and_then(Value::as_array)
+            .and_then(|tools| tools.first())
+            .and_then(|t| t.pointer("/function/name"))
+            .and_then(Value::as_str)
+            .map(|name| Value::from(name).to_string());
+        let tool_results = match map.get("messages") {
+            Some(Value::Array(messages)) => messages
+                .iter()
+                .filter(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
+                .count() as u32,
+            _ => 0,
+        };
         Ok(Self {
+            tool,
+            tool_results,
             stream: map.get("stream").and_then(Value::as_bool).unwrap_or(false),
             include_usage: map
                 .get("stream_options")

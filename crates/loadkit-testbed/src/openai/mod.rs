@@ -62,6 +62,10 @@ pub struct SimConfig {
     pub max_concurrency: Option<u32>,
     /// Faults to inject; the first rule that selects a request applies to it.
     pub faults: Vec<FaultRule>,
+    /// When a streaming chat request offers `tools`, the model calls the first tool (four
+    /// paced argument fragments, `finish_reason: "tool_calls"`) until the conversation holds
+    /// this many `role: "tool"` results, then answers with text. Default 2.
+    pub tool_rounds: u32,
 }
 
 impl Default for SimConfig {
@@ -77,6 +81,7 @@ impl Default for SimConfig {
             max_prompt_tokens: None,
             max_concurrency: None,
             faults: Vec::new(),
+            tool_rounds: 2,
         }
     }
 }

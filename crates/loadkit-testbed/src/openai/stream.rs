@@ -163,6 +163,31 @@ pub(super) struct Plan {
     /// `(prompt, completion)` tokens for the usage chunk, if one is sent.
     pub(super) usage: Option<(u32, u32)>,
     pub(super) fault: Option<(u32, StreamFault)>,
+    /// Answer with a call of this tool (its JSON-encoded name) instead of text: the tokens are
+    /// fragments of its arguments.
+    pub(super) tool_call: Option<String>,
+}
+
+/// The arguments of a simulated tool call, streamed one fragment per token.
+pub(super) const TOOL_ARGS: [&str; 4] = ["{\"query\"", ": \"load", "kit\", ", "\"n\": 3}"];
+
+impl Wire {
+    fn tool_call(&self, out: &mut BytesMut, i: u32, name_json: &str, round: u64) {
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(br#"{"index":0,"delta":{"tool_calls":[{"index":0,"#);
+        if i == 0 {
+            out.extend_from_slice(
+                format!(r#""id":"call_{round}","type":"function","function":{{"name":{name_json},"arguments":"#)
+                    .as_bytes(),
+            );
+        } else {
+            out.extend_from_slice(br#""function":{"arguments":"#);
+        }
+        let fragment = serde_json::Value::from(TOOL_ARGS[i as usize % TOOL_ARGS.len()]);
+        out.extend_from_slice(fragment.to_string().as_bytes());
+        out.extend_from_slice(br#"}}]},"finish_reason":null}]}"#);
+        out.extend_from_slice(b"\n\n");
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +241,8 @@ pub(super) struct StreamBody {
     last_write: Instant,
     /// A connection-killing fault already yielded once so that earlier output was flushed.
     fault_flushed: bool,
+    /// Which tool round of the conversation this answer is (for tool-call ids).
+    pub(super) wire_round: u64,
 }
 
 impl StreamBody {
@@ -243,6 +270,7 @@ impl StreamBody {
             sleep: None,
             last_write: Instant::now(),
             fault_flushed: false,
+            wire_round: 0,
         }
     }
 
@@ -336,9 +364,13 @@ impl StreamBody {
                             Poll::Ready(false) => {}
                         }
                     }
-                    let texts = &self.shared().tokens;
-                    let text = &texts[self.next as usize % texts.len()];
-                    self.wire.content(out, text.as_bytes());
+                    if let Some(tool) = &self.plan.tool_call {
+                        self.wire.tool_call(out, self.next, tool, self.wire_round);
+                    } else {
+                        let texts = &self.shared().tokens;
+                        let text = &texts[self.next as usize % texts.len()];
+                        self.wire.content(out, text.as_bytes());
+                    }
                     self.next += 1;
                     if self.paced || out.len() >= FRAME_TARGET {
                         return Poll::Ready(Ok(true));

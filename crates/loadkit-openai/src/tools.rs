@@ -1,0 +1,343 @@
+//! Tool-calling conversations: the tools are offered, every `tool_calls` answer gets
+//! deterministic fake results and the model is asked again, up to a maximum number of tool
+//! rounds. The whole conversation is ONE engine request: TTFT is the first content (text or
+//! tool-call fragment) of the first round, E2E the whole conversation, and each round's latency
+//! is the named metric `tool_round_K` (K = 1 for the first question).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use loadkit_core::{Probe, RequestError};
+use loadkit_sse::SseDecoder;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::client::{OpenAiClient, OpenAiRequest};
+use crate::parse::{error_body_message, Sink, StreamParser};
+
+/// The most tool rounds a conversation may have (its requests then fill the probe's eight
+/// named-metric slots).
+pub const MAX_TOOL_ROUNDS: u32 = 7;
+
+/// The names of the per-round latency metrics: `ROUND_METRICS[k]` is request `k + 1` of a
+/// conversation.
+pub const ROUND_METRICS: [&str; 8] = [
+    "tool_round_1",
+    "tool_round_2",
+    "tool_round_3",
+    "tool_round_4",
+    "tool_round_5",
+    "tool_round_6",
+    "tool_round_7",
+    "tool_round_8",
+];
+
+/// Tool-calling settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Tools {
+    pub(crate) tools: Value,
+    pub(crate) max_rounds: u32,
+    pub(crate) stats: Arc<ToolStats>,
+}
+
+/// Conversation counters, shared with whoever holds the handle from
+/// [`OpenAiClient::tool_stats`]. Warm-up conversations are included.
+#[derive(Debug, Default)]
+pub struct ToolStats {
+    conversations: AtomicU64,
+    tool_rounds: AtomicU64,
+    limit_reached: AtomicU64,
+    by_tool_rounds: [AtomicU64; MAX_TOOL_ROUNDS as usize + 1],
+}
+
+/// A snapshot of [`ToolStats`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ToolReport {
+    /// Conversations that ended (successfully or not).
+    pub conversations: u64,
+    /// Tool rounds over all conversations (requests answered with `tool_calls`).
+    pub tool_rounds: u64,
+    /// Conversations stopped by the maximum while the model still called tools.
+    pub limit_reached: u64,
+    /// `(tool rounds, conversations)` for every count seen.
+    pub by_tool_rounds: Vec<(u32, u64)>,
+}
+
+impl ToolStats {
+    fn record(&self, tool_rounds: u32, limited: bool) {
+        self.conversations.fetch_add(1, Ordering::Relaxed);
+        self.tool_rounds
+            .fetch_add(u64::from(tool_rounds), Ordering::Relaxed);
+        if limited {
+            self.limit_reached.fetch_add(1, Ordering::Relaxed);
+        }
+        let i = (tool_rounds as usize).min(MAX_TOOL_ROUNDS as usize);
+        self.by_tool_rounds[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> ToolReport {
+        ToolReport {
+            conversations: self.conversations.load(Ordering::Relaxed),
+            tool_rounds: self.tool_rounds.load(Ordering::Relaxed),
+            limit_reached: self.limit_reached.load(Ordering::Relaxed),
+            by_tool_rounds: self
+                .by_tool_rounds
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (i as u32, n.load(Ordering::Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+        }
+    }
+}
+
+/// Marks content on the probe and keeps the round's usage, to be summed over rounds.
+struct RoundSink<'a> {
+    probe: &'a mut Probe,
+    input: Option<u64>,
+    output: Option<u64>,
+}
+
+impl Sink for RoundSink<'_> {
+    fn content(&mut self, units: u32, bytes: usize) {
+        self.probe.content(units, bytes);
+    }
+
+    fn reasoning(&mut self, units: u32, bytes: usize) {
+        self.probe.reasoning(units, bytes);
+    }
+
+    fn usage(&mut self, input: Option<u64>, output: Option<u64>) {
+        self.input = input.or(self.input);
+        self.output = output.or(self.output);
+    }
+}
+
+#[derive(Deserialize)]
+struct ToolChunk {
+    #[serde(default)]
+    choices: Vec<ToolChoice>,
+}
+
+#[derive(Deserialize)]
+struct ToolChoice {
+    delta: Option<ToolDelta>,
+}
+
+#[derive(Deserialize)]
+struct ToolDelta {
+    tool_calls: Option<Vec<CallDelta>>,
+}
+
+#[derive(Deserialize)]
+struct CallDelta {
+    index: Option<usize>,
+    id: Option<String>,
+    function: Option<FunctionDelta>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta {
+    name: Option<String>,
+    arguments: Option<String>,
+}
+
+/// A tool call assembled from its streamed fragments.
+#[derive(Debug, Default, Clone)]
+struct Call {
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+/// Adds the tool-call fragments of one chunk (only chunks that mention `tool_calls` are
+/// parsed a second time, so plain content chunks pay nothing).
+fn collect_calls(data: &[u8], calls: &mut Vec<Call>) {
+    if !data.windows(12).any(|w| w == b"\"tool_calls\"") {
+        return;
+    }
+    let Ok(chunk) = serde_json::from_slice::<ToolChunk>(data) else {
+        return;
+    };
+    let deltas = chunk
+        .choices
+        .into_iter()
+        .next()
+        .and_then(|c| c.delta)
+        .and_then(|d| d.tool_calls)
+        .unwrap_or_default();
+    for delta in deltas {
+        let i = delta.index.unwrap_or(calls.len().saturating_sub(1));
+        if calls.len() <= i {
+            calls.resize_with(i + 1, Call::default);
+        }
+        let call = &mut calls[i];
+        if let Some(id) = delta.id {
+            call.id = id;
+        }
+        if let Some(f) = delta.function {
+            if let Some(name) = f.name {
+                call.name.push_str(&name);
+            }
+            if let Some(arguments) = f.arguments {
+                call.arguments.push_str(&arguments);
+            }
+        }
+    }
+}
+
+/// The deterministic fake result of call `k` of round `round`.
+fn fake_result(call: &Call, round: u32, k: usize) -> String {
+    json!({"result": "ok", "tool": call.name, "round": round, "call": k}).to_string()
+}
+
+impl OpenAiClient {
+    /// Runs one tool-calling conversation for `request`.
+    pub(crate) async fn converse(
+        &self,
+        tools: &Tools,
+        request: OpenAiRequest,
+        probe: &mut Probe,
+    ) -> Result<(), RequestError> {
+        let mut body: Value = serde_json::from_slice(&self.body(&request))
+            .map_err(|_| RequestError::protocol("cannot build the request body"))?;
+        drop(request);
+        body["tools"] = tools.tools.clone();
+        let mut tool_rounds = 0u32;
+        let (mut input, mut output) = (None::<u64>, None::<u64>);
+        let outcome = loop {
+            let round = tool_rounds as usize;
+            let started = probe.stamp();
+            let bytes = serde_json::to_vec(&body).unwrap_or_default();
+            let (calls, usage) = match self.tool_round(bytes, probe).await {
+                Ok(r) => r,
+                Err(e) => break Err(e),
+            };
+            probe.span(ROUND_METRICS[round.min(7)], started, Duration::ZERO);
+            if let Some(i) = usage.0 {
+                input = Some(input.unwrap_or(0) + i);
+            }
+            if let Some(o) = usage.1 {
+                output = Some(output.unwrap_or(0) + o);
+            }
+            if calls.is_empty() {
+                tools.stats.record(tool_rounds, false);
+                break Ok(());
+            }
+            if tool_rounds >= tools.max_rounds {
+                tools.stats.record(tool_rounds, true);
+                break Ok(());
+            }
+            tool_rounds += 1;
+            let messages = body["messages"].as_array_mut();
+            let Some(messages) = messages else {
+                break Err(RequestError::protocol("cannot build the request body"));
+            };
+            let tool_calls: Vec<Value> = calls
+                .iter()
+                .map(|c| {
+                    json!({"id": c.id, "type": "function",
+                           "function": {"name": c.name, "arguments": c.arguments}})
+                })
+                .collect();
+            messages.push(json!({"role": "assistant", "content": null, "tool_calls": tool_calls}));
+            for (k, call) in calls.iter().enumerate() {
+                messages.push(json!({
+                    "role": "tool",
+                    "tool_call_id": call.id,
+                    "content": fake_result(call, tool_rounds, k),
+                }));
+            }
+        };
+        if input.is_some() || output.is_some() {
+            probe.usage(input, output);
+        }
+        if outcome.is_err() {
+            tools.stats.record(tool_rounds, false);
+        }
+        outcome
+    }
+
+    /// One request of a conversation: its tool calls and its usage.
+    async fn tool_round(
+        &self,
+        body: Vec<u8>,
+        probe: &mut Probe,
+    ) -> Result<(Vec<Call>, (Option<u64>, Option<u64>)), RequestError> {
+        let response = self.http.send(self.http_request(body), probe).await?;
+        if !response.status.is_success() {
+            let status = response.status.as_u16();
+            let text = response.body.collect_prefix(64 * 1024, probe).await;
+            return Err(RequestError::http_status(
+                status,
+                &error_body_message(&text),
+            ));
+        }
+        let mut body = response.body;
+        let mut sse = SseDecoder::new(self.max_event_size);
+        let mut parser = StreamParser::default();
+        let mut calls = Vec::new();
+        let mut sink = RoundSink {
+            probe,
+            input: None,
+            output: None,
+        };
+        while let Some(bytes) = body.chunk(sink.probe).await? {
+            sse.push(&bytes);
+            while let Some(event) = sse.next_event()? {
+                parser.event(&event, &mut sink)?;
+                collect_calls(event.data, &mut calls);
+            }
+            if parser.is_done() {
+                break;
+            }
+        }
+        if parser.is_done() {
+            // Read the end of the body so the connection goes back to the pool.
+            let _ = tokio::time::timeout(Duration::from_millis(100), async {
+                while let Ok(Some(_)) = body.chunk(sink.probe).await {}
+            })
+            .await;
+        } else {
+            if let Some(event) = sse.finish() {
+                parser.event(&event, &mut sink)?;
+                collect_calls(event.data, &mut calls);
+            }
+            parser.end()?;
+        }
+        Ok((calls, (sink.input, sink.output)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_calls_are_assembled_from_fragments() {
+        let mut calls = Vec::new();
+        for data in [
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"search","arguments":"{\"q"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"content":"not a call"}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\": 1}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+        ] {
+            collect_calls(data.as_bytes(), &mut calls);
+        }
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            (
+                calls[0].id.as_str(),
+                calls[0].name.as_str(),
+                calls[0].arguments.as_str()
+            ),
+            ("call_1", "search", "{\"q\": 1}")
+        );
+        assert_eq!(
+            fake_result(&calls[0], 1, 0),
+            r#"{"call":0,"result":"ok","round":1,"tool":"search"}"#
+        );
+    }
+}
