@@ -77,9 +77,21 @@ fn pinned(core: u32, program: &Path) -> Command {
 }
 
 fn start_server(bin: &Path, ttft: &str, itl: &str, tokens: u32) -> Result<(Server, String)> {
+    start_sim(bin, "openai", ttft, itl, tokens)
+}
+
+fn start_sim(
+    bin: &Path,
+    protocol: &str,
+    ttft: &str,
+    itl: &str,
+    tokens: u32,
+) -> Result<(Server, String)> {
     let mut child = pinned(1, bin)
         .args([
             "serve-sim",
+            "--protocol",
+            protocol,
             "--ttft",
             ttft,
             "--itl",
@@ -301,6 +313,56 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
             f(&r, &["totals", "succeeded"]),
             f(&r, &["totals", "failed"]),
             f(&r, &["generator", "cpu_s"])
+        );
+    }
+    // Phase 5: a generic SSE endpoint, parsing each event's JSON vs counting events only.
+    let (server, url) = start_sim(&bin, "sse", "0ms", "0ms", o.tokens)?;
+    let streams = o.streams.to_string();
+    let mut rates = Vec::new();
+    for (mode, flags) in [
+        (
+            "parse (--content-pointer /token)",
+            ["--content-pointer", "/token"],
+        ),
+        (
+            "count-only (--count-only)",
+            ["--count-only", "--count-only"],
+        ),
+    ] {
+        let load = [
+            "--protocol",
+            "sse",
+            "--end-marker",
+            "[DONE]",
+            flags[0],
+            flags[1],
+            "--users",
+            &streams,
+        ];
+        let name = if flags[0] == "--count-only" {
+            "sse-count"
+        } else {
+            "sse-parse"
+        };
+        let r = run_loadkit(&bin, &url, &load, &o, &out.join(name))?;
+        let per_cpu = f(&r, &["generator", "content_events"]) / f(&r, &["generator", "cpu_s"]);
+        rates.push(per_cpu);
+        if rates.len() == 1 {
+            println!(
+                "bench-stream: generic SSE, {} streams x {} s, {} events per response, zero pacing",
+                o.streams, o.seconds, o.tokens
+            );
+        }
+        println!(
+            "  {mode:<32}{per_cpu:>12.0} events per client CPU-second ({:.0} failed)",
+            f(&r, &["totals", "failed"])
+        );
+    }
+    drop(server);
+    if let [parse, count] = rates[..] {
+        println!(
+            "  count-only vs parse              {:>11.2}x events per CPU-second",
+            count / parse
         );
     }
     println!("  reports in {}", out.display());
