@@ -118,7 +118,10 @@ pub(crate) fn error_message(body: &[u8]) -> String {
                 .get("message")
                 .and_then(serde_json::Value::as_str)
                 .map_or_else(|| e.to_string(), str::to_owned),
-            None => String::from_utf8_lossy(body).into_owned(),
+            None => v
+                .get("detail")
+                .and_then(serde_json::Value::as_str)
+                .map_or_else(|| String::from_utf8_lossy(body).into_owned(), str::to_owned),
         },
         Err(_) => String::from_utf8_lossy(body).into_owned(),
     };
@@ -232,6 +235,7 @@ mod tests {
         );
         assert_eq!(error_message(b"plain\n text"), "plain text");
         assert_eq!(error_message(br#"{"error":{"message":"m"}}"#), "m");
+        assert_eq!(error_message(br#"{"detail":"Not Found"}"#), "Not Found");
     }
 
     #[test]
