@@ -430,10 +430,13 @@ where
         .collect()
 }
 
+/// Makes a fresh schedule for each run of a case.
+type MakeSchedule = Box<dyn Fn() -> Box<dyn loadkit_core::schedule::ArrivalSchedule>>;
+
 #[tokio::test(start_paused = true)]
 async fn every_open_loop_pattern_is_realized_second_by_second_as_planned() {
     use loadkit_core::schedule::*;
-    let cases: Vec<(&str, Box<dyn Fn() -> Box<dyn ArrivalSchedule>>)> = vec![
+    let cases: Vec<(&str, MakeSchedule)> = vec![
         (
             "constant",
             Box::new(|| Box::new(ConstantRate::new(50.0).unwrap())),
