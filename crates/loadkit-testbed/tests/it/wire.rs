@@ -188,14 +188,21 @@ async fn tokens_are_released_on_schedule() {
         "{:?}",
         raw.events[0].0
     );
+    // Never early; late only by scheduling noise. Release times come from the arrival instant,
+    // so lateness does not accumulate: the median is small even on a loaded 2-core machine
+    // (a per-token drift of 0.2 ms would already put it past 2 ms).
+    let mut late = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
         let due = Duration::from_millis(30 + 7 * i as u64);
         assert!(*t >= due, "token {i} at {t:?}, before {due:?}");
         assert!(
-            *t < due + Duration::from_millis(3),
+            *t < due + Duration::from_millis(15),
             "token {i} at {t:?}, due {due:?}"
         );
+        late.push(*t - due);
     }
+    late.sort();
+    assert!(late[late.len() / 2] < Duration::from_millis(2), "lateness {late:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
