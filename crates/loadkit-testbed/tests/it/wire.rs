@@ -202,7 +202,10 @@ async fn tokens_are_released_on_schedule() {
         late.push(*t - due);
     }
     late.sort();
-    assert!(late[late.len() / 2] < Duration::from_millis(2), "lateness {late:?}");
+    assert!(
+        late[late.len() / 2] < Duration::from_millis(2),
+        "lateness {late:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
