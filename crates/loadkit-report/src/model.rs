@@ -17,6 +17,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Runs whose schedule lag p99 exceeds this are marked generator-limited.
 const LIMITED_LAG: Duration = Duration::from_millis(10);
 
+/// Fewer requests than this never mark a run generator-limited: their p99 is one outlier.
+const LIMITED_MIN_SAMPLES: u64 = 100;
+
 /// Error groups kept in the report; the rest fold into one "other" row per class.
 const TOP_ERRORS: usize = 20;
 
@@ -193,8 +196,9 @@ pub struct Generator {
     pub lag_p99_ms: f64,
     /// Arrivals missed at the in-flight cap.
     pub missed: u64,
-    /// `true` when lag p99 exceeded 10 ms for reasons other than the in-flight cap or
-    /// fixed-interval overruns: the numbers then describe the generator as much as the server.
+    /// `true` when lag p99 exceeded 10 ms over at least 100 requests, for reasons other than
+    /// the in-flight cap or fixed-interval overruns: the numbers then describe the generator as
+    /// much as the server.
     pub limited: bool,
     /// Client CPU time (user + system) in seconds, when the platform reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -374,7 +378,10 @@ impl Report {
             generator: Generator {
                 lag_p99_ms: ms_duration(lag_p99),
                 missed: c.missed,
-                limited: lag_p99 > LIMITED_LAG && c.queued_late == 0 && c.overruns == 0,
+                limited: s.schedule_lag.count() >= LIMITED_MIN_SAMPLES
+                    && lag_p99 > LIMITED_LAG
+                    && c.queued_late == 0
+                    && c.overruns == 0,
                 cpu_s: meta.cpu_s.map(round3),
                 peak_rss_mib: meta
                     .peak_rss_bytes

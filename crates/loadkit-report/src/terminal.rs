@@ -90,7 +90,7 @@ pub fn render_summary(report: &Report) -> String {
     out.push('\n');
     let _ = writeln!(
         out,
-        "{:<16}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        "{:<20}{:>10}{:>10}{:>10}{:>10}{:>10}",
         "ms", "p50", "p90", "p95", "p99", "max"
     );
     for (label, name) in ROWS {
@@ -102,13 +102,43 @@ pub fn render_summary(report: &Report) -> String {
         }
         let _ = writeln!(
             out,
-            "{label:<16}{}{}{}{}{}",
+            "{label:<20}{}{}{}{}{}",
             cell(m, |m| m.p50),
             cell(m, |m| m.p90),
             cell(m, |m| m.p95),
             cell(m, |m| m.p99),
             cell(m, |m| m.max)
         );
+    }
+    // Every other millisecond metric (server timings, spans such as tool rounds), by name.
+    for (name, m) in &report.metrics {
+        let standard = ROWS.iter().any(|(_, n)| n == name) || name == "schedule_lag";
+        if standard || m.unit != "ms" || m.count == 0 {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{name:<20}{}{}{}{}{}",
+            cell(m, |m| m.p50),
+            cell(m, |m| m.p90),
+            cell(m, |m| m.p95),
+            cell(m, |m| m.p99),
+            cell(m, |m| m.max)
+        );
+    }
+    // Protocol sections (ollama, tools, ...): their scalar fields on one line each.
+    for (section, value) in &report.sections {
+        let Some(fields) = value.as_object() else {
+            continue;
+        };
+        let scalars: Vec<String> = fields
+            .iter()
+            .filter(|(_, v)| !v.is_object() && !v.is_array())
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if !scalars.is_empty() {
+            let _ = writeln!(out, "{section:<12}{}", scalars.join(" · "));
+        }
     }
     if !report.errors.is_empty() {
         out.push_str("\nErrors\n");

@@ -28,6 +28,7 @@ impl Client for Fake {
             probe.content(1, 3);
         }
         probe.usage(Some(12), Some(5));
+        probe.server_timing("server_eval", Duration::from_millis(40));
         Ok(())
     }
 }
@@ -129,6 +130,11 @@ async fn the_terminal_summary_shows_requests_latencies_and_grouped_errors() {
     );
     let ttft = text.lines().find(|l| l.starts_with("TTFT ")).unwrap();
     assert!(ttft.contains("50."), "{ttft}");
+    let server = text
+        .lines()
+        .find(|l| l.starts_with("server_eval "))
+        .expect("server timings shown");
+    assert!(server.contains("40.0"), "{server}");
     for label in ["ITL", "TPOT", "E2E"] {
         assert!(
             text.lines().any(|l| l.starts_with(label)),
