@@ -7,6 +7,7 @@
 //! | [`ollama`] | Ollama's `/api/chat`, `/api/generate` (NDJSON or one body) and `/api/tags`, with cold loads |
 //! | [`sse_app`] | a generic SSE application framed like FastAPI + sse-starlette |
 //! | [`json`] | a plain JSON request/response server |
+//! | [`replay`] | replays a response captured from a real server (wire samples) |
 //!
 //! # Example
 //!
@@ -43,5 +44,6 @@ pub mod ollama;
 pub mod openai;
 mod paced;
 mod precise;
+pub mod replay;
 mod server;
 pub mod sse_app;

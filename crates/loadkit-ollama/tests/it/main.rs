@@ -3,3 +3,4 @@
 //! and every error class.
 
 mod ollama;
+mod samples;

@@ -1,11 +1,7 @@
 //! Captured responses of real servers (llama.cpp's `llama-server`, llama-cpp-python), replayed
 //! over HTTP by a tiny raw-TCP server, parse as they should end to end.
 
-use std::time::Duration;
-
 use loadkit_openai::Endpoint;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 use crate::support::{config, errors, run};
 
@@ -14,86 +10,17 @@ const DIR: &str = concat!(
     "/../loadkit-sse/testdata/wire-samples/"
 );
 
-/// Serves `sample` (a capture as `curl -si` printed it) to every request. A streamed body is
-/// re-chunked one SSE event per HTTP chunk, with a pause, the way a server flushes tokens.
+/// Serves `sample` (a capture as `curl -si` printed it) to every request, re-chunked one SSE
+/// event per HTTP chunk the way a server flushes tokens (`loadkit_testbed::replay`).
 async fn replay(sample: &'static str) -> String {
     let raw = std::fs::read(format!("{DIR}{sample}")).expect("the sample file");
-    let at = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8(raw[..at].to_vec()).unwrap();
-    let body = raw[at + 4..].to_vec();
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let mut out_head: String = head
-        .lines()
-        .filter(|l| {
-            let l = l.to_ascii_lowercase();
-            ![
-                "transfer-encoding:",
-                "content-length:",
-                "connection:",
-                "keep-alive:",
-            ]
-            .iter()
-            .any(|h| l.starts_with(h))
-        })
-        .map(|l| format!("{l}\r\n"))
-        .collect();
-    if chunked {
-        out_head.push_str("transfer-encoding: chunked\r\n");
-    } else {
-        out_head.push_str(&format!("content-length: {}\r\n", body.len()));
-    }
-    out_head.push_str("\r\n");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                return;
-            };
-            let (head, body) = (out_head.clone(), body.clone());
-            tokio::spawn(async move {
-                // Read one request: its head, then its content-length body.
-                let mut buf = Vec::new();
-                let mut tmp = [0u8; 4096];
-                loop {
-                    let Ok(n) = stream.read(&mut tmp).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&tmp[..n]);
-                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let text = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                        let len: usize = text
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + len {
-                            break;
-                        }
-                    }
-                }
-                let _ = stream.write_all(head.as_bytes()).await;
-                if chunked {
-                    let text = String::from_utf8(body).unwrap();
-                    for event in text.split_inclusive("\n\n") {
-                        let chunk = format!("{:x}\r\n{event}\r\n", event.len());
-                        let _ = stream.write_all(chunk.as_bytes()).await;
-                        tokio::time::sleep(Duration::from_millis(2)).await;
-                    }
-                    let _ = stream.write_all(b"0\r\n\r\n").await;
-                } else {
-                    let _ = stream.write_all(&body).await;
-                }
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    format!("http://{addr}/v1")
+    let server = loadkit_testbed::replay::serve(&raw)
+        .await
+        .expect("a replay server");
+    let url = format!("{}/v1", server.base_url());
+    // Kept alive for the rest of the test process.
+    std::mem::forget(server);
+    url
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
