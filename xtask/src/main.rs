@@ -8,8 +8,9 @@
 
 mod bench;
 
+use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{bail, Context as _, Result};
 
@@ -80,18 +81,6 @@ fn ci() -> Result<()> {
             "warnings",
         ]),
     )?;
-    step("cargo test", cargo().args(["test", "--workspace"]))?;
-    step(
-        "example: load-test an async fn with loadkit-core",
-        cargo().args([
-            "run",
-            "--quiet",
-            "-p",
-            "loadkit-core",
-            "--example",
-            "load_test_fn",
-        ]),
-    )?;
     let has_deny = Command::new("cargo")
         .args(["deny", "--version"])
         .output()
@@ -103,6 +92,61 @@ fn ci() -> Result<()> {
         )?;
     } else {
         eprintln!("xtask ci: cargo-deny not installed, skipping (cargo install cargo-deny)");
+    }
+    step(
+        "example: load-test an async fn with loadkit-core",
+        cargo().args([
+            "run",
+            "--quiet",
+            "-p",
+            "loadkit-core",
+            "--example",
+            "load_test_fn",
+        ]),
+    )?;
+    tests()
+}
+
+/// Runs the whole test suite, echoing its output, and ends with one `N passed, N failed` line.
+fn tests() -> Result<()> {
+    eprintln!("xtask ci: cargo test");
+    let mut child = cargo()
+        .args(["test", "--workspace"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot run cargo test")?;
+    let stdout = child.stdout.take().context("cargo test stdout")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            // test result: ok. 12 passed; 0 failed; 0 ignored; ...
+            for part in rest.split(';') {
+                let mut words = part.split_whitespace().rev();
+                let (Some(kind), Some(n)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let n: u64 = n
+                    .trim_start_matches("ok.")
+                    .trim_start_matches("FAILED.")
+                    .parse()
+                    .unwrap_or(0);
+                match kind {
+                    "passed" => passed += n,
+                    "failed" => failed += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    println!("{passed} passed, {failed} failed");
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    if passed == 0 {
+        bail!("cargo test ran no test");
     }
     Ok(())
 }
