@@ -1,4 +1,5 @@
-//! Prompt workloads: fixed text, built-in presets, and synthetic prompts of exactly N words.
+//! Prompt workloads: fixed text, built-in presets, and synthetic prompts of exactly N words;
+//! and [`ChatPrompt`], the system + user prompt pair the chat protocol clients send.
 
 use std::fmt;
 use std::sync::Arc;
@@ -64,6 +65,29 @@ PostgreSQL database, serves about two hundred requests per second at peak, and s
 images on local disk. List the main risks of the migration, propose an order of steps that keeps \
 the service available, and explain how the team can verify after each step that nothing broke. \
 Keep the answer practical and concise.";
+
+/// One chat-style request: an optional system prompt and the user prompt.
+///
+/// The protocol clients send it in their own way (a chat endpoint as a `system` and a `user`
+/// message; a completions endpoint as one prompt). `Arc<str>` lets a workload hand out the same
+/// prompt to many requests without copying it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatPrompt {
+    /// The system prompt.
+    pub system: Option<Arc<str>>,
+    /// The user prompt.
+    pub prompt: Arc<str>,
+}
+
+impl ChatPrompt {
+    /// A request with only a user prompt.
+    pub fn new(prompt: impl Into<Arc<str>>) -> Self {
+        Self {
+            system: None,
+            prompt: prompt.into(),
+        }
+    }
+}
 
 /// Where each request's prompt comes from.
 #[derive(Debug, Clone)]

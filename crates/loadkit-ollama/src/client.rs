@@ -2,12 +2,12 @@
 //! records the server's final statistics, and classifies failures; plus the `/api/tags` check.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderName, ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Uri};
+use loadkit_core::prompt::ChatPrompt;
 use loadkit_core::{Client, Probe, RequestError};
 use loadkit_sse::{HttpClient, HttpConfig, NdjsonDecoder, ResponseBody};
 use serde::Serialize;
@@ -168,24 +168,9 @@ pub enum HealthError {
     },
 }
 
-/// One request: an optional system prompt and the user prompt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OllamaRequest {
-    /// The system prompt.
-    pub system: Option<Arc<str>>,
-    /// The user prompt.
-    pub prompt: Arc<str>,
-}
-
-impl OllamaRequest {
-    /// A request with only a user prompt.
-    pub fn new(prompt: impl Into<Arc<str>>) -> Self {
-        Self {
-            system: None,
-            prompt: prompt.into(),
-        }
-    }
-}
+/// One request: an optional system prompt and the user prompt (the shared
+/// [`ChatPrompt`](loadkit_core::prompt::ChatPrompt)).
+pub type OllamaRequest = ChatPrompt;
 
 #[derive(Serialize)]
 struct ChatMessage<'a> {
@@ -452,6 +437,8 @@ impl Client for OllamaClient {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderName, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Uri};
+use loadkit_core::prompt::ChatPrompt;
 use loadkit_core::{Client, Probe, RequestError};
 use loadkit_sse::{HttpClient, ResponseBody, SseDecoder};
 use serde::Serialize;
@@ -23,28 +24,12 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// reused. Servers end the body together with `[DONE]`; one that does not loses the connection.
 const DRAIN_GRACE: Duration = Duration::from_millis(100);
 
-/// One request: an optional system prompt and the user prompt.
+/// One request: an optional system prompt and the user prompt (the shared
+/// [`ChatPrompt`](loadkit_core::prompt::ChatPrompt)).
 ///
 /// Chat sends them as a `system` and a `user` message; completions sends
-/// `system + "\n\n" + prompt` as the `prompt`. `Arc<str>` lets a workload hand out the same
-/// prompt to many requests without copying it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenAiRequest {
-    /// The system prompt.
-    pub system: Option<Arc<str>>,
-    /// The user prompt.
-    pub prompt: Arc<str>,
-}
-
-impl OpenAiRequest {
-    /// A request with only a user prompt.
-    pub fn new(prompt: impl Into<Arc<str>>) -> Self {
-        Self {
-            system: None,
-            prompt: prompt.into(),
-        }
-    }
-}
+/// `system + "\n\n" + prompt` as the `prompt`.
+pub type OpenAiRequest = ChatPrompt;
 
 #[derive(Serialize)]
 struct ChatMessage<'a> {
