@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use loadkit_core::{Probe, RequestError};
+use loadkit_sse::message::{json_error, one_line, DataErrors};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
@@ -128,32 +129,6 @@ pub(crate) fn error_message(body: &[u8]) -> String {
     one_line(&text)
 }
 
-fn one_line(text: &str) -> String {
-    let mut out = String::new();
-    for word in text.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-        if out.len() > 200 {
-            break;
-        }
-    }
-    if out.is_empty() {
-        "server reported an error without a message".to_owned()
-    } else {
-        out
-    }
-}
-
-fn malformed(what: &str, e: &serde_json::Error) -> RequestError {
-    let text = e.to_string();
-    let text = text
-        .find(" at line ")
-        .map_or(text.as_str(), |at| &text[..at]);
-    RequestError::protocol(format!("{what}: {text}"))
-}
-
 /// What the stream parser does with the server's final statistics.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Finals {
@@ -187,7 +162,8 @@ impl Finals {
 
 /// Handles one streamed line: `Ok(true)` when it was the `done: true` line.
 pub(crate) fn line(line: &[u8], finals: Finals, probe: &mut Probe) -> Result<bool, RequestError> {
-    let parsed: Line = serde_json::from_slice(line).map_err(|e| malformed("malformed line", &e))?;
+    let parsed: Line = serde_json::from_slice(line)
+        .map_err(|e| json_error("malformed line", &e, DataErrors::Quote))?;
     if parsed.error.as_ref().is_some_and(|e| !e.is_null()) {
         return Err(RequestError::server(error_message(line)));
     }
@@ -205,8 +181,8 @@ pub(crate) fn line(line: &[u8], finals: Finals, probe: &mut Probe) -> Result<boo
 
 /// Handles a whole `"stream": false` body: one content chunk of `eval_count` units.
 pub(crate) fn whole(body: &[u8], finals: Finals, probe: &mut Probe) -> Result<(), RequestError> {
-    let parsed: Line =
-        serde_json::from_slice(body).map_err(|e| malformed("malformed response", &e))?;
+    let parsed: Line = serde_json::from_slice(body)
+        .map_err(|e| json_error("malformed response", &e, DataErrors::Quote))?;
     if parsed.error.as_ref().is_some_and(|e| !e.is_null()) {
         return Err(RequestError::server(error_message(body)));
     }

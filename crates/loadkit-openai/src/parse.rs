@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use loadkit_core::{Probe, RequestError};
+use loadkit_sse::message::{json_error, one_line, DataErrors};
 use loadkit_sse::SseEvent;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -241,41 +242,6 @@ fn first_choice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Choice>, D::Er
     d.deserialize_any(V)
 }
 
-/// A message from a server-side error, as one short line.
-fn server_message(message: Option<&str>) -> String {
-    let mut out = String::new();
-    for word in message.unwrap_or("").split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-        if out.len() > 200 {
-            break;
-        }
-    }
-    if out.is_empty() {
-        "server reported an error without a message".to_owned()
-    } else {
-        out
-    }
-}
-
-/// `serde_json`'s message without its position, for malformed-JSON errors (grouped, so they
-/// must not carry per-request values). Type errors, which may quote the data, get a fixed text.
-fn json_error(what: &str, e: &serde_json::Error) -> RequestError {
-    let message = match e.classify() {
-        serde_json::error::Category::Data => "unexpected json structure".to_owned(),
-        _ => {
-            let text = e.to_string();
-            match text.find(" at line ") {
-                Some(at) => text[..at].to_owned(),
-                None => text,
-            }
-        }
-    };
-    RequestError::protocol(format!("{what}: {message}"))
-}
-
 /// The message of an error body: `error.message`, `error` (a string), `message` or `detail`,
 /// else the body text itself.
 pub(crate) fn error_body_message(body: &[u8]) -> String {
@@ -346,7 +312,7 @@ impl StreamParser {
             None | Some(b"message") => {}
             Some(b"error") => {
                 let message = error_body_message(event.data);
-                return Err(RequestError::server(server_message(Some(&message))));
+                return Err(RequestError::server(one_line(&message)));
             }
             // Named keepalive events carry nothing.
             Some(b"ping" | b"keepalive" | b"heartbeat") => return Ok(()),
@@ -360,10 +326,12 @@ impl StreamParser {
             self.done = true;
             return Ok(());
         }
-        let chunk: Chunk<'_> =
-            serde_json::from_slice(data).map_err(|e| json_error("malformed chunk", &e))?;
+        let chunk: Chunk<'_> = serde_json::from_slice(data)
+            .map_err(|e| json_error("malformed chunk", &e, DataErrors::Fixed))?;
         if let Some(error) = chunk.error {
-            return Err(RequestError::server(server_message(error.0.as_deref())));
+            return Err(RequestError::server(one_line(
+                error.0.as_deref().unwrap_or(""),
+            )));
         }
         if let Some(choice) = &chunk.choices {
             self.finished |= mark_choice(choice, sink);
@@ -385,10 +353,12 @@ impl StreamParser {
 /// Parses a whole non-streaming response body: the content is one chunk of `completion_tokens`
 /// units (1 when the server reports no usage).
 pub(crate) fn full_response<S: Sink>(body: &[u8], sink: &mut S) -> Result<(), RequestError> {
-    let chunk: Chunk<'_> =
-        serde_json::from_slice(body).map_err(|e| json_error("malformed response", &e))?;
+    let chunk: Chunk<'_> = serde_json::from_slice(body)
+        .map_err(|e| json_error("malformed response", &e, DataErrors::Fixed))?;
     if let Some(error) = chunk.error {
-        return Err(RequestError::server(server_message(error.0.as_deref())));
+        return Err(RequestError::server(one_line(
+            error.0.as_deref().unwrap_or(""),
+        )));
     }
     let Some(choice) = chunk.choices else {
         return Err(RequestError::protocol("malformed response: no choices"));

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use loadkit_core::{Client, Probe, RequestError};
 
+use crate::message::{json_error, DataErrors};
 use crate::pointer::{Found, JsonPointer};
 use crate::spec::{error_text, Prepared, RequestSpec, SpecError, TemplateRequest};
 use crate::{HttpClient, HttpConfig, ResponseBody, SseDecoder, SseEvent};
@@ -223,11 +224,7 @@ impl SseClient {
 }
 
 fn malformed(e: serde_json::Error) -> RequestError {
-    let text = e.to_string();
-    let text = text
-        .find(" at line ")
-        .map_or(text.as_str(), |at| &text[..at]);
-    RequestError::protocol(format!("malformed event: {text}"))
+    json_error("malformed event", &e, DataErrors::Quote)
 }
 
 impl Client for SseClient {

@@ -14,6 +14,7 @@
 //!   content pointer, end marker, success rule, and a count-only mode that parses no JSON).
 //! - [`PlainClient`]: non-streaming request/response ("batch") load with the same template.
 //! - [`BodyTemplate`]: `{{prompt}}`-style request bodies, JSON-escaped and checked up front.
+//! - [`message`]: error messages on one short line, and `serde_json` errors as protocol errors.
 //!
 //! # Example: frame a Server-Sent Events stream
 //!
@@ -43,6 +44,7 @@ mod connect;
 mod frame;
 mod generic;
 mod http;
+pub mod message;
 mod ndjson;
 mod plain;
 mod pointer;

@@ -223,21 +223,7 @@ pub(crate) fn error_text(body: &[u8]) -> String {
         Err(_) => None,
     };
     let text = text.unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
-    let mut out = String::new();
-    for word in text.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-        if out.len() > 200 {
-            break;
-        }
-    }
-    if out.is_empty() {
-        "server reported an error without a message".to_owned()
-    } else {
-        out
-    }
+    crate::message::one_line(&text)
 }
 
 #[cfg(test)]

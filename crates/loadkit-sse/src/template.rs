@@ -155,13 +155,7 @@ impl BodyTemplate {
         let body = self.render(values);
         serde_json::from_slice::<serde::de::IgnoredAny>(&body)
             .map(|_| ())
-            .map_err(|e| {
-                let text = e.to_string();
-                let text = text
-                    .find(" at line ")
-                    .map_or(text.as_str(), |at| &text[..at]);
-                TemplateError::InvalidJson(text.to_owned())
-            })
+            .map_err(|e| TemplateError::InvalidJson(crate::message::without_position(&e)))
     }
 
     /// The body for `values`.
