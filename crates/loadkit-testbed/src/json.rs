@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::openai::Trigger;
 use crate::paced::{self, AnyBody};
-use crate::server::{self, ConnHandle, Running};
+use crate::server::{self, ConnHandle, Counted};
 
 /// The simulated server's behaviour.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,14 +41,13 @@ impl Default for JsonConfig {
 /// A running simulated JSON server.
 #[derive(Debug)]
 pub struct JsonServer {
-    running: Running,
-    requests: Arc<AtomicU64>,
+    inner: Counted,
 }
 
 impl JsonServer {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.running.addr()
+        self.inner.addr()
     }
 
     /// `http://127.0.0.1:PORT/predict` (any path works).
@@ -58,12 +57,12 @@ impl JsonServer {
 
     /// Requests received.
     pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.inner.requests()
     }
 
     /// Stops gracefully.
     pub async fn shutdown(self) {
-        self.running.shutdown().await;
+        self.inner.shutdown().await;
     }
 }
 
@@ -75,15 +74,9 @@ pub async fn serve(config: JsonConfig) -> std::io::Result<JsonServer> {
 
 /// Starts a simulated JSON server on a listener the caller bound (inside a tokio runtime).
 pub fn serve_on(listener: TcpListener, config: JsonConfig) -> JsonServer {
-    let config = Arc::new(config);
-    let requests = Arc::new(AtomicU64::new(0));
-    let counter = requests.clone();
-    let running = server::spawn(
-        listener,
-        move |request, conn| handle(config.clone(), counter.clone(), request, conn),
-        || {},
-    );
-    JsonServer { running, requests }
+    JsonServer {
+        inner: server::spawn_counted(listener, config, handle),
+    }
 }
 
 async fn handle(

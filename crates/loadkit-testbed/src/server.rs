@@ -6,7 +6,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -99,6 +99,59 @@ where
         shutdown: tx,
         task: Some(task),
     }
+}
+
+/// A running simulator that counts the requests it receives: the accept loop and the counter
+/// the simpler simulators (`json`, `sse_app`) share; each wraps it in its public server type.
+#[derive(Debug)]
+pub(crate) struct Counted {
+    running: Running,
+    requests: Arc<AtomicU64>,
+}
+
+impl Counted {
+    /// The address it listens on.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.running.addr()
+    }
+
+    /// Requests received.
+    pub(crate) fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Stops gracefully (see [`Running::shutdown`]).
+    pub(crate) async fn shutdown(self) {
+        self.running.shutdown().await;
+    }
+}
+
+/// Serves HTTP/1.1 on `listener`, answering each request with
+/// `handler(config, requests, request, conn)`, where `requests` is the shared request counter
+/// (the handler takes its own index from it).
+///
+/// Must be called inside a tokio runtime.
+pub(crate) fn spawn_counted<C, H, F, B>(listener: TcpListener, config: C, handler: H) -> Counted
+where
+    C: Send + Sync + 'static,
+    H: Fn(Arc<C>, Arc<AtomicU64>, Request<Incoming>, ConnHandle) -> F
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let config = Arc::new(config);
+    let requests = Arc::new(AtomicU64::new(0));
+    let counter = requests.clone();
+    let running = spawn(
+        listener,
+        move |request, conn| handler(config.clone(), counter.clone(), request, conn),
+        || {},
+    );
+    Counted { running, requests }
 }
 
 async fn accept_loop<H, F, B>(

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::openai::Trigger;
 use crate::paced::{self, AnyBody, PacedBody, Script, Step};
-use crate::server::{self, ConnHandle, Running};
+use crate::server::{self, ConnHandle, Counted};
 
 /// The simulated application's behaviour.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,14 +94,13 @@ pub enum SseFault {
 /// A running simulated SSE application.
 #[derive(Debug)]
 pub struct SseAppServer {
-    running: Running,
-    requests: Arc<AtomicU64>,
+    inner: Counted,
 }
 
 impl SseAppServer {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.running.addr()
+        self.inner.addr()
     }
 
     /// `http://127.0.0.1:PORT/stream` (any path works).
@@ -111,12 +110,12 @@ impl SseAppServer {
 
     /// Requests received.
     pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.inner.requests()
     }
 
     /// Stops gracefully.
     pub async fn shutdown(self) {
-        self.running.shutdown().await;
+        self.inner.shutdown().await;
     }
 }
 
@@ -128,15 +127,9 @@ pub async fn serve(config: SseAppConfig) -> std::io::Result<SseAppServer> {
 
 /// Starts a simulated SSE application on a listener the caller bound (inside a tokio runtime).
 pub fn serve_on(listener: TcpListener, config: SseAppConfig) -> SseAppServer {
-    let config = Arc::new(config);
-    let requests = Arc::new(AtomicU64::new(0));
-    let counter = requests.clone();
-    let running = server::spawn(
-        listener,
-        move |request, conn| handle(config.clone(), counter.clone(), request, conn),
-        || {},
-    );
-    SseAppServer { running, requests }
+    SseAppServer {
+        inner: server::spawn_counted(listener, config, handle),
+    }
 }
 
 async fn handle(
