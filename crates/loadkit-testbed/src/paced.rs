@@ -70,6 +70,45 @@ pub(crate) struct PacedBody<S> {
     resetting: u8,
 }
 
+/// Waits until `at`, or until a ping is due (`ping` after `last_write`), registering a wake-up
+/// in `cx`: `Ready(true)` means a ping is due, `Ready(false)` that `at` has come.
+///
+/// tokio's millisecond timer (kept in `sleep`, reused between polls) covers all but the last
+/// [`COARSE`] of the wait; the precise timer thread covers the rest, so releases are not rounded
+/// up to the next millisecond.
+pub(crate) fn wait_until(
+    cx: &mut Context<'_>,
+    at: Instant,
+    ping: Option<Duration>,
+    last_write: Instant,
+    sleep: &mut Option<Pin<Box<Sleep>>>,
+) -> Poll<bool> {
+    loop {
+        let now = Instant::now();
+        let ping_at = ping.map(|p| last_write + p);
+        if ping_at.is_some_and(|t| t <= now) {
+            return Poll::Ready(true);
+        }
+        if at <= now {
+            return Poll::Ready(false);
+        }
+        let wake = ping_at.map_or(at, |p| p.min(at));
+        let remaining = wake - now;
+        if remaining <= COARSE {
+            precise::wake_at(std::time::Instant::now() + remaining, cx.waker());
+            return Poll::Pending;
+        }
+        let coarse = wake - COARSE;
+        let sleep = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(coarse)));
+        if sleep.deadline() != coarse {
+            sleep.as_mut().reset(coarse);
+        }
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+    }
+}
+
 impl<S> std::fmt::Debug for PacedBody<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PacedBody")
@@ -108,32 +147,7 @@ impl<S: Script> PacedBody<S> {
 
     /// Waits until `at` or a due ping: `Ready(true)` means a ping is due.
     fn wait(&mut self, cx: &mut Context<'_>, at: Instant) -> Poll<bool> {
-        loop {
-            let now = Instant::now();
-            let ping_at = self.ping.map(|p| self.last_write + p);
-            if ping_at.is_some_and(|t| t <= now) {
-                return Poll::Ready(true);
-            }
-            if at <= now {
-                return Poll::Ready(false);
-            }
-            let wake = ping_at.map_or(at, |p| p.min(at));
-            let remaining = wake - now;
-            if remaining <= COARSE {
-                precise::wake_at(std::time::Instant::now() + remaining, cx.waker());
-                return Poll::Pending;
-            }
-            let coarse = wake - COARSE;
-            let sleep = self
-                .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(coarse)));
-            if sleep.deadline() != coarse {
-                sleep.as_mut().reset(coarse);
-            }
-            if sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-        }
+        wait_until(cx, at, self.ping, self.last_write, &mut self.sleep)
     }
 
     /// `Ready(Ok(()))` with `out` filled (maybe empty at the end), or `Pending`.

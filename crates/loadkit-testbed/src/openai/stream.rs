@@ -1,7 +1,6 @@
 //! The simulated server's wire format (chunk JSON copied from real servers) and the paced
 //! streaming body that releases token `i` at `start + i * itl`.
 
-use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -14,7 +13,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 use super::Shared;
-use crate::precise::{self, COARSE};
+use crate::paced::wait_until;
 use crate::server::ConnHandle;
 
 /// The texts the simulated model cycles through (one per token), including a newline and a
@@ -279,36 +278,9 @@ impl StreamBody {
     }
 
     /// Waits until `at` (or the next ping), registering a wake-up. `Ready(true)`: a ping is due.
-    ///
-    /// tokio's millisecond timer covers all but the last [`COARSE`] of the wait; the precise
-    /// timer thread covers the rest, so releases are not rounded up to the next millisecond.
+    /// See [`wait_until`].
     fn wait(&mut self, cx: &mut Context<'_>, at: Instant) -> Poll<bool> {
-        loop {
-            let now = Instant::now();
-            let ping_at = self.ping.map(|p| self.last_write + p);
-            if ping_at.is_some_and(|t| t <= now) {
-                return Poll::Ready(true);
-            }
-            if at <= now {
-                return Poll::Ready(false);
-            }
-            let wake = ping_at.map_or(at, |p| p.min(at));
-            let remaining = wake - now;
-            if remaining <= COARSE {
-                precise::wake_at(std::time::Instant::now() + remaining, cx.waker());
-                return Poll::Pending;
-            }
-            let coarse = wake - COARSE;
-            let sleep = self
-                .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(coarse)));
-            if sleep.deadline() != coarse {
-                sleep.as_mut().reset(coarse);
-            }
-            if sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-        }
+        wait_until(cx, at, self.ping, self.last_write, &mut self.sleep)
     }
 
     /// Appends due events to `out`. `Ready(Ok(true))`: hand `out` over (it may be empty at the
