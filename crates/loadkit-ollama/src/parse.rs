@@ -163,7 +163,7 @@ impl Finals {
 /// Handles one streamed line: `Ok(true)` when it was the `done: true` line.
 pub(crate) fn line(line: &[u8], finals: Finals, probe: &mut Probe) -> Result<bool, RequestError> {
     let parsed: Line = serde_json::from_slice(line)
-        .map_err(|e| json_error("malformed line", &e, DataErrors::Quote))?;
+        .map_err(|e| json_error("malformed line", &e, DataErrors::Fixed))?;
     if parsed.error.as_ref().is_some_and(|e| !e.is_null()) {
         return Err(RequestError::server(error_message(line)));
     }
@@ -182,7 +182,7 @@ pub(crate) fn line(line: &[u8], finals: Finals, probe: &mut Probe) -> Result<boo
 /// Handles a whole `"stream": false` body: one content chunk of `eval_count` units.
 pub(crate) fn whole(body: &[u8], finals: Finals, probe: &mut Probe) -> Result<(), RequestError> {
     let parsed: Line = serde_json::from_slice(body)
-        .map_err(|e| json_error("malformed response", &e, DataErrors::Quote))?;
+        .map_err(|e| json_error("malformed response", &e, DataErrors::Fixed))?;
     if parsed.error.as_ref().is_some_and(|e| !e.is_null()) {
         return Err(RequestError::server(error_message(body)));
     }

@@ -224,7 +224,7 @@ impl SseClient {
 }
 
 fn malformed(e: serde_json::Error) -> RequestError {
-    json_error("malformed event", &e, DataErrors::Quote)
+    json_error("malformed event", &e, DataErrors::Fixed)
 }
 
 impl Client for SseClient {
