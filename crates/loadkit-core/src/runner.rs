@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::collector::{Collector, Msg};
 use crate::event::{Observer, Phase, RequestRecord};
 use crate::stats::RunResult;
-use crate::timing::sleep_until;
+use crate::timing::{coarse_wait, sleep_until, spin_until};
 use crate::{Client, Probe, RequestCtx, RequestError, Source};
 
 /// Time between the run's setup and its first scheduled instant.
@@ -85,6 +85,7 @@ enum Load {
     Closed(Arc<dyn UserSchedule>),
 }
 
+#[derive(Clone, Copy)]
 struct Config {
     max_in_flight: u32,
     saturation: Saturation,
@@ -431,14 +432,29 @@ where
             (a, b) => a.or(b),
         };
         let ctl = Control {
-            cancel: &cancel,
-            stop: &stop,
+            cancel,
+            stop,
             deadline,
             grace: config.grace,
         };
-        let reason = match load {
-            Load::Open(schedule) => run_open(&shared, schedule, &config, &ctl).await,
-            Load::Closed(schedule) => run_closed(&shared, schedule, &ctl).await,
+        // The dispatcher runs as a task on the runtime's workers, never on the thread that
+        // awaits `run` (often `block_on` on the main thread, which would then compete with the
+        // workers for the CPU and delay arrivals by whole scheduler time slices).
+        let dispatch = {
+            let shared = Arc::clone(&shared);
+            AbortOnDrop(match load {
+                Load::Open(schedule) => {
+                    tokio::spawn(async move { run_open(&shared, schedule, &config, &ctl).await })
+                }
+                Load::Closed(schedule) => {
+                    tokio::spawn(async move { run_closed(&shared, schedule, &ctl).await })
+                }
+            })
+        };
+        let reason = match dispatch.join().await {
+            Ok(reason) => reason,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Some(StopReason::Signal),
         };
         let end = Instant::now();
         drop(shared);
@@ -463,15 +479,31 @@ where
     }
 }
 
+/// Aborts the dispatcher task if `Runner::run` is dropped before it finishes.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn join(mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Signals a dispatcher watches.
-struct Control<'a> {
-    cancel: &'a CancellationToken,
-    stop: &'a CancellationToken,
+#[derive(Clone)]
+struct Control {
+    cancel: CancellationToken,
+    stop: CancellationToken,
     deadline: Option<Instant>,
     grace: Duration,
 }
 
-impl Control<'_> {
+impl Control {
     /// Resolves when the run must stop starting requests, with the reason (`None`: the
     /// collector decided and knows why).
     async fn stopped(&self) -> Option<StopReason> {
@@ -495,7 +527,7 @@ async fn run_open<C, S>(
     shared: &Arc<Shared<C, S>>,
     mut schedule: Box<dyn ArrivalSchedule>,
     config: &Config,
-    ctl: &Control<'_>,
+    ctl: &Control,
 ) -> Option<StopReason>
 where
     C: Client,
@@ -514,8 +546,9 @@ where
         tokio::select! {
             biased;
             reason = ctl.stopped() => break reason,
-            _ = sleep_until(at) => {}
+            _ = coarse_wait(at) => {}
         }
+        spin_until(at).await;
         let warmup = offset < shared.warmup;
         if !warmup && shared.limit_reached() {
             break Some(StopReason::Requests);
@@ -564,7 +597,7 @@ where
 /// remains.
 async fn drain(
     reason: Option<StopReason>,
-    ctl: &Control<'_>,
+    ctl: &Control,
     abort: &CancellationToken,
     finished: impl std::future::Future<Output = ()>,
 ) {
@@ -586,7 +619,7 @@ async fn drain(
 async fn run_closed<C, S>(
     shared: &Arc<Shared<C, S>>,
     schedule: Arc<dyn UserSchedule>,
-    ctl: &Control<'_>,
+    ctl: &Control,
 ) -> Option<StopReason>
 where
     C: Client,
@@ -685,8 +718,9 @@ where
             tokio::select! {
                 biased;
                 _ = self.done.cancelled() => return,
-                _ = sleep_until(start + intended) => {}
+                _ = coarse_wait(start + intended) => {}
             }
+            spin_until(start + intended).await;
             let Some((seq, warmup)) = self.shared.claim(intended) else {
                 return;
             };

@@ -10,19 +10,27 @@ use tokio::time::Instant;
 /// another millisecond.
 const SPIN: Duration = Duration::from_micros(2_500);
 
-/// Waits until `deadline` with sub-millisecond precision.
-///
-/// Sleeps on the timer until `SPIN` before the deadline, then yields to the scheduler until it
-/// passes. If the clock stops moving while yielding (tokio's paused test clock), it falls back to
-/// the timer so paused-time tests still advance.
+/// Waits until `deadline` with sub-millisecond precision: [`coarse_wait`], then [`spin_until`].
 pub(crate) async fn sleep_until(deadline: Instant) {
+    coarse_wait(deadline).await;
+    spin_until(deadline).await;
+}
+
+/// Sleeps on the timer until `SPIN` before `deadline` (at once when it is nearer). Cheap to race
+/// against other futures in a `select!`.
+pub(crate) async fn coarse_wait(deadline: Instant) {
     let now = Instant::now();
-    if deadline <= now {
-        return;
-    }
-    if deadline - now > SPIN {
+    if deadline > now && deadline - now > SPIN {
         tokio::time::sleep_until(deadline - SPIN).await;
     }
+}
+
+/// Yields to the scheduler until `deadline` passes: at most `SPIN` long after [`coarse_wait`].
+/// Poll nothing else beside it, so each turn costs one clock read.
+///
+/// If the clock stops moving while yielding (tokio's paused test clock), it falls back to the
+/// timer so paused-time tests still advance.
+pub(crate) async fn spin_until(deadline: Instant) {
     let mut last = Instant::now();
     let mut stalled = 0u32;
     while last < deadline {
