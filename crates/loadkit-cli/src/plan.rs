@@ -12,6 +12,9 @@ use crate::{exit, scenario, Fatal};
 /// Columns and rows of the plan chart.
 const CHART: (usize, usize) = (100, 12);
 
+/// Longest plan drawn (one value per second is kept in memory).
+const MAX_HORIZON: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Horizon of a plan with no --duration, for patterns that do not end by themselves.
 const DEFAULT_HORIZON: Duration = Duration::from_secs(60);
 
@@ -31,6 +34,13 @@ pub(crate) fn print_plan(
     horizon: Duration,
     csv: Option<&str>,
 ) -> Result<(), Fatal> {
+    if horizon > MAX_HORIZON {
+        return Err(Fatal::usage(format!(
+            "cannot plan {} s: at most {} s (7 days) per plan",
+            horizon.as_secs(),
+            MAX_HORIZON.as_secs()
+        )));
+    }
     let pattern = match load {
         Load::Open(s) => s.pattern(),
         Load::Closed(s) => s.pattern(),

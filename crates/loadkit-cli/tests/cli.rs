@@ -198,6 +198,7 @@ fn bad_flags_give_one_clear_line_and_exit_2() {
         (vec!["run", "--burst-size", "3"], "does not apply"),
         (vec!["run", "--scenario", "nope"], "unknown scenario 'nope'"),
         (vec!["run", "--url", "not a url"], "url"),
+        (vec!["plan", "--duration", "100000h"], "at most 604800 s"),
     ] {
         let o = loadkit(&args);
         let err = stderr(&o);
