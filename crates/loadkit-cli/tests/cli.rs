@@ -343,7 +343,6 @@ fn the_documented_scenario_file_works() {
             "--out",
             out.to_str().unwrap(),
         ])
-        .env("LOADKIT_TEAM", "search")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
