@@ -321,6 +321,26 @@ fn the_documented_scenario_file_works() {
     assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));
     let text = String::from_utf8_lossy(&list.stdout);
     assert!(text.contains("nightly-compare"), "{text}");
+    // Secrets come from the environment: missing, the scenario refuses to run.
+    let staging = ["run", "-f", file, "--scenario", "staging-ramp", "--dry-run"];
+    let o = Command::new(BIN)
+        .args(staging)
+        .env_remove("STAGING_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("environment variable STAGING_TOKEN is not set"),
+        "{}",
+        stderr(&o)
+    );
+    let o = Command::new(BIN)
+        .args(staging)
+        .env("STAGING_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("plan: ramp"));
     let sim = Sim::start(SimConfig {
         ttft: Duration::ZERO,
         itl: Duration::ZERO,
