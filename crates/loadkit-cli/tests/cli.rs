@@ -821,6 +821,13 @@ fn tool_calling_rounds_are_reported() {
         "the simulator calls a tool twice"
     );
     assert_eq!(r["tools"]["conversations_by_tool_rounds"]["2"], 8);
+    // Warm-up conversations stay out of the tools section, as out of every other statistic.
+    let (_, warm) = run_builtin(
+        "tools-warm",
+        &["--tools", tools.to_str().unwrap(), "--warmup", "1s"],
+    );
+    assert!(warm["totals"]["warmup"].as_u64().unwrap() > 0, "{warm}");
+    assert_eq!(warm["tools"]["conversations"], warm["totals"]["succeeded"]);
     for m in ["tool_round_1", "tool_round_2", "tool_round_3"] {
         assert_eq!(r["metrics"][m]["count"], 8, "{m}");
     }

@@ -155,6 +155,12 @@ impl Probe {
         self.record.seq
     }
 
+    /// `true` when this request belongs to the warm-up, so clients that keep their own counters
+    /// (like tool-calling rounds) can leave it out as the engine's statistics do.
+    pub fn is_warmup(&self) -> bool {
+        self.record.warmup
+    }
+
     #[inline]
     fn push_gap(&mut self, gap: Duration) {
         let ns = u64::try_from(gap.as_nanos()).unwrap_or(u64::MAX);

@@ -42,7 +42,7 @@ pub(crate) struct Tools {
 }
 
 /// Conversation counters, shared with whoever holds the handle from
-/// [`OpenAiClient::tool_stats`]. Warm-up conversations are included.
+/// [`OpenAiClient::tool_stats`]. Warm-up conversations are left out, as in the engine's statistics.
 #[derive(Debug, Default)]
 pub struct ToolStats {
     conversations: AtomicU64,
@@ -65,7 +65,10 @@ pub struct ToolReport {
 }
 
 impl ToolStats {
-    fn record(&self, tool_rounds: u32, limited: bool) {
+    fn record(&self, probe: &Probe, tool_rounds: u32, limited: bool) {
+        if probe.is_warmup() {
+            return;
+        }
         self.conversations.fetch_add(1, Ordering::Relaxed);
         self.tool_rounds
             .fetch_add(u64::from(tool_rounds), Ordering::Relaxed);
@@ -223,11 +226,11 @@ impl OpenAiClient {
                 output = Some(output.unwrap_or(0) + o);
             }
             if calls.is_empty() {
-                tools.stats.record(tool_rounds, false);
+                tools.stats.record(probe, tool_rounds, false);
                 break Ok(());
             }
             if tool_rounds >= tools.max_rounds {
-                tools.stats.record(tool_rounds, true);
+                tools.stats.record(probe, tool_rounds, true);
                 break Ok(());
             }
             tool_rounds += 1;
@@ -255,7 +258,7 @@ impl OpenAiClient {
             probe.usage(input, output);
         }
         if outcome.is_err() {
-            tools.stats.record(tool_rounds, false);
+            tools.stats.record(probe, tool_rounds, false);
         }
         outcome
     }
