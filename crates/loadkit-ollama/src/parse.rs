@@ -1,12 +1,11 @@
 //! Parsing Ollama's NDJSON lines (and whole `"stream": false` bodies) into content marks,
 //! token counts, the server's own timings, and errors. Generated text is measured, never copied.
 
-use std::fmt;
 use std::time::Duration;
 
 use loadkit_core::{Probe, RequestError};
 use loadkit_sse::message::{json_error, one_line, DataErrors};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use loadkit_sse::TextLen;
 use serde::Deserialize;
 
 /// Names of the metrics an [`OllamaClient`](crate::OllamaClient) records.
@@ -25,53 +24,6 @@ pub mod metric {
     /// `load_duration` of the requests whose load exceeded the cold-load threshold (the
     /// histogram's count is the number of cold loads).
     pub const COLD_LOAD: &str = "cold_load";
-}
-
-/// The byte length of a JSON string, measured without copying (`0` for anything else).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct TextLen(usize);
-
-impl<'de> Deserialize<'de> for TextLen {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = TextLen;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<TextLen, E> {
-                Ok(TextLen(s.len()))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<TextLen, E> {
-                Ok(TextLen(0))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<TextLen, E> {
-                Ok(TextLen(0))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<TextLen, E> {
-                Ok(TextLen(0))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<TextLen, E> {
-                Ok(TextLen(0))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<TextLen, E> {
-                Ok(TextLen(0))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TextLen, A::Error> {
-                let mut n = 0;
-                // tool_calls: count something so a tool-call line is content.
-                while seq.next_element::<IgnoredAny>()?.is_some() {
-                    n += 1;
-                }
-                Ok(TextLen(n))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TextLen, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(TextLen(0))
-            }
-        }
-        d.deserialize_any(V)
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,11 +54,13 @@ struct Line {
 impl Line {
     /// (text, thinking) bytes.
     fn lens(&self) -> (usize, usize) {
-        let (content, thinking) = self
-            .message
-            .as_ref()
-            .map_or((0, 0), |m| (m.content.0 + m.tool_calls.0, m.thinking.0));
-        (content + self.response.0, thinking + self.thinking.0)
+        let (content, thinking) = self.message.as_ref().map_or((0, 0), |m| {
+            (m.content.get() + m.tool_calls.get(), m.thinking.get())
+        });
+        (
+            content + self.response.get(),
+            thinking + self.thinking.get(),
+        )
     }
 }
 

@@ -11,7 +11,7 @@ use std::fmt;
 
 use loadkit_core::{Probe, RequestError};
 use loadkit_sse::message::{json_error, one_line, DataErrors};
-use loadkit_sse::SseEvent;
+use loadkit_sse::{SseEvent, TextLen};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
@@ -35,68 +35,6 @@ impl Sink for Probe {
 
     fn usage(&mut self, input: Option<u64>, output: Option<u64>) {
         Probe::usage(self, input, output);
-    }
-}
-
-/// The byte length of a JSON string, measured without copying it (`0` for anything else).
-///
-/// Kept to 4 bytes, like every per-chunk struct here is kept small: serde moves the values it
-/// builds, and large ones turn into `memcpy` calls on the hot path.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct TextLen(u32);
-
-impl TextLen {
-    fn of(s: &str) -> Self {
-        TextLen(u32::try_from(s.len()).unwrap_or(u32::MAX))
-    }
-
-    fn get(self) -> usize {
-        self.0 as usize
-    }
-}
-
-impl<'de> Deserialize<'de> for TextLen {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = TextLen;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<TextLen, E> {
-                Ok(TextLen::of(s))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<TextLen, E> {
-                Ok(TextLen(0))
-            }
-            fn visit_none<E: de::Error>(self) -> Result<TextLen, E> {
-                Ok(TextLen(0))
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<TextLen, D::Error> {
-                TextLen::deserialize(d)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<TextLen, E> {
-                Ok(TextLen(0))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<TextLen, E> {
-                Ok(TextLen(0))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<TextLen, E> {
-                Ok(TextLen(0))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<TextLen, E> {
-                Ok(TextLen(0))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TextLen, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(TextLen(0))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TextLen, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(TextLen(0))
-            }
-        }
-        d.deserialize_any(V)
     }
 }
 
@@ -145,13 +83,15 @@ impl<'de> Deserialize<'de> for ToolCallsLen {
                 f.write_str("an array of tool calls")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ToolCallsLen, A::Error> {
-                let mut total = 0u32;
+                let mut total = 0usize;
                 while let Some(call) = seq.next_element::<ToolCall>()? {
                     if let Some(f) = call.function {
-                        total = total.saturating_add(f.name.0).saturating_add(f.arguments.0);
+                        total = total
+                            .saturating_add(f.name.get())
+                            .saturating_add(f.arguments.get());
                     }
                 }
-                Ok(ToolCallsLen(TextLen(total)))
+                Ok(ToolCallsLen(TextLen::new(total)))
             }
             fn visit_unit<E: de::Error>(self) -> Result<ToolCallsLen, E> {
                 Ok(ToolCallsLen::default())

@@ -51,6 +51,7 @@ mod pointer;
 mod spec;
 mod sse;
 mod template;
+mod text_len;
 
 pub use frame::{FrameError, DEFAULT_MAX_EVENT_SIZE};
 pub use generic::{EndMarker, SseClient, SseOptions};
@@ -61,3 +62,4 @@ pub use pointer::{JsonPointer, PointerError};
 pub use spec::{RequestSpec, SpecError, StatusRule, TemplateRequest};
 pub use sse::{SseDecoder, SseEvent};
 pub use template::{BodyTemplate, Placeholder, TemplateError, TemplateValues};
+pub use text_len::TextLen;
