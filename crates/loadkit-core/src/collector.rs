@@ -8,27 +8,13 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::event::{Control, Event, LiveStats, Observer, Phase, RequestRecord};
+use crate::event::{Control, Event, LiveStats, MissReason, Observer, Phase, RequestRecord};
 use crate::stats::{RunStats, TimelineEntry};
 use crate::StopReason;
 
-/// Gaps a probe buffers before handing them over.
-pub(crate) const GAP_BATCH: usize = 32;
-
-/// A batch of inter-chunk gaps in nanoseconds.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct GapBatch {
-    pub(crate) len: u8,
-    pub(crate) warmup: bool,
-    pub(crate) ns: [u64; GAP_BATCH],
-}
-
-/// What tasks tell the collector.
-///
-/// `Gaps` is deliberately kept inline (264 bytes) rather than boxed: boxing would allocate on the
-/// per-chunk path; the channel stores messages in pre-allocated blocks.
+/// What tasks tell the collector: one message per request start and end (the record carries
+/// its gaps), and one per run of unsent arrivals. Nothing is sent per chunk.
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
 pub(crate) enum Msg {
     Started {
         seq: u64,
@@ -37,11 +23,14 @@ pub(crate) enum Msg {
         warmup: bool,
         queued: bool,
     },
-    Gaps(GapBatch),
     Finished(Box<RequestRecord>),
+    /// `count` arrivals intended in the second of `scheduled` (all warm-up or all measured)
+    /// that never started.
     Missed {
         scheduled: Duration,
+        count: u64,
         warmup: bool,
+        reason: MissReason,
     },
     Overrun {
         warmup: bool,
@@ -58,6 +47,9 @@ pub(crate) struct Collector {
     max_failures: Option<u64>,
     stop: CancellationToken,
     pub(crate) stop_reason: Option<StopReason>,
+    /// The latest end of a request that was not cancelled (the measured window ends there at
+    /// the earliest).
+    pub(crate) last_end: Duration,
     start: Instant,
     tick: Duration,
     phase: Phase,
@@ -86,6 +78,7 @@ impl Collector {
             max_failures,
             stop,
             stop_reason: None,
+            last_end: Duration::ZERO,
             start,
             tick,
             phase: if warmup {
@@ -171,21 +164,31 @@ impl Collector {
                     warmup,
                 });
             }
-            Msg::Gaps(batch) => {
-                if !batch.warmup {
-                    for &ns in &batch.ns[..usize::from(batch.len)] {
-                        self.stats.itl.record_value(ns);
-                    }
-                }
-            }
             Msg::Finished(record) => self.finished(&record),
-            Msg::Missed { scheduled, warmup } => {
-                self.live.missed += 1;
-                self.timeline_at(scheduled).intended += 1;
-                if !warmup {
-                    self.stats.counters.missed += 1;
+            Msg::Missed {
+                scheduled,
+                count,
+                warmup,
+                reason,
+            } => {
+                self.live.missed += count;
+                self.timeline_at(scheduled).intended += count;
+                let c = &mut self.stats.counters;
+                if warmup {
+                    c.warmup_missed += count;
+                } else {
+                    c.missed += count;
+                    *match reason {
+                        MissReason::DroppedAtCap => &mut c.missed_dropped_at_cap,
+                        MissReason::QueuedAtStop => &mut c.missed_queued_at_stop,
+                        MissReason::SkippedSlot => &mut c.missed_skipped_slots,
+                    } += count;
                 }
-                self.notify(&Event::ArrivalMissed { scheduled });
+                self.notify(&Event::ArrivalMissed {
+                    scheduled,
+                    count,
+                    reason,
+                });
             }
             Msg::Overrun { warmup } => {
                 if !warmup {
@@ -198,8 +201,10 @@ impl Collector {
 
     fn finished(&mut self, r: &RequestRecord) {
         self.live.in_flight = self.live.in_flight.saturating_sub(1);
-        let cancelled =
-            matches!(&r.error, Some(e) if e.kind == loadkit_metrics::ErrorKind::Cancelled);
+        let cancelled = r.is_cancelled();
+        if !cancelled {
+            self.last_end = self.last_end.max(r.end);
+        }
         let tokens = r.output_tokens_or_counted();
         let entry = self.timeline_at(r.end);
         match &r.error {

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use loadkit_metrics::SparseHistogram;
+
 use crate::{RequestError, StopReason};
 
 /// Everything known about one finished request. Times are offsets from the run start.
@@ -23,8 +25,22 @@ pub struct RequestRecord {
     pub first_content: Option<Duration>,
     /// When the last content chunk arrived.
     pub last_content: Option<Duration>,
-    /// When it ended (successfully or not).
+    /// When it ended: the end marker of its (last) response when the client marked one
+    /// ([`Probe::mark_end`](crate::Probe::mark_end)), else when the client returned. Reading the
+    /// rest of a body after its end marker (for connection reuse) is not part of it.
     pub end: Duration,
+    /// Time spent generating: for each response with content (a tool-calling conversation has
+    /// one per round), from its first content chunk to its end, summed. TPOT divides this.
+    pub generation: Duration,
+    /// Responses that carried content (1 for a plain request, one per round of a conversation).
+    pub segments: u32,
+    /// The gaps between consecutive content chunks of the same response (ITL), by histogram
+    /// bucket. The engine adds them to `itl` when the request succeeds, to `itl_failed` when it
+    /// failed, and drops them when it was cancelled.
+    pub gaps: SparseHistogram,
+    /// Times the request was sent again because a reused keep-alive connection had been closed
+    /// by the server before any byte of the response arrived.
+    pub stale_retries: u32,
     /// Content chunks received.
     pub content_chunks: u64,
     /// Output units counted from content chunks.
@@ -77,18 +93,31 @@ impl RequestRecord {
         self.output_tokens.unwrap_or(self.content_units)
     }
 
-    /// Time per output token after the first: (end − first content) / (tokens − 1), for
-    /// requests with at least two output tokens.
+    /// Time per output token after the first of each response: `generation / (tokens −
+    /// segments)`. For a plain request that is (end − first content) / (tokens − 1).
+    ///
+    /// `None` unless some response had at least two content chunks (a non-streamed answer is one
+    /// chunk carrying every token: it says nothing about pace) and there are more output tokens
+    /// than responses.
     pub fn tpot(&self) -> Option<Duration> {
         let tokens = self.output_tokens_or_counted();
-        let first = self.first_content?;
-        if tokens < 2 {
+        let segments = u64::from(self.segments);
+        if self.first_content.is_none()
+            || segments == 0
+            || self.content_chunks <= segments
+            || tokens <= segments
+        {
             return None;
         }
-        let span = self.end.saturating_sub(first);
         Some(Duration::from_nanos(
-            (span.as_nanos() / u128::from(tokens - 1)) as u64,
+            (self.generation.as_nanos() / u128::from(tokens - segments)) as u64,
         ))
+    }
+
+    /// `true` when the request was cancelled because the run stopped (neither a success nor a
+    /// failure).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(&self.error, Some(e) if e.kind == loadkit_metrics::ErrorKind::Cancelled)
     }
 }
 
@@ -143,7 +172,7 @@ pub struct LiveStats {
     pub succeeded: u64,
     /// Requests that failed so far.
     pub failed: u64,
-    /// Arrivals missed at the in-flight cap so far.
+    /// Arrivals that never started so far (any [`MissReason`]).
     pub missed: u64,
     /// Requests in flight now.
     pub in_flight: u64,
@@ -181,13 +210,40 @@ pub enum Event<'a> {
     },
     /// A request ended.
     RequestFinished(&'a RequestRecord),
-    /// An arrival was dropped at the in-flight cap (`--on-saturation drop`).
+    /// Arrivals the schedule produced never started.
     ArrivalMissed {
-        /// Intended start (offset from the run start).
+        /// Intended start of the first of them (offset from the run start); all of them were
+        /// intended in the same second.
         scheduled: Duration,
+        /// How many (at least 1).
+        count: u64,
+        /// Why they did not start.
+        reason: MissReason,
     },
     /// A periodic snapshot for live views.
     Tick(&'a LiveStats),
+}
+
+/// Why an arrival the schedule produced never started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissReason {
+    /// Open loop, drop at saturation: the in-flight cap was reached at its intended start.
+    DroppedAtCap,
+    /// Open loop, queue at saturation: it was still waiting for a slot when the run stopped.
+    QueuedAtStop,
+    /// Fixed-interval: an earlier iteration of the same user overran its slot.
+    SkippedSlot,
+}
+
+impl MissReason {
+    /// The report's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissReason::DroppedAtCap => "dropped_at_cap",
+            MissReason::QueuedAtStop => "queued_at_stop",
+            MissReason::SkippedSlot => "skipped_slot",
+        }
+    }
 }
 
 /// Whether the run should go on after an event.

@@ -61,7 +61,7 @@ mod stats;
 mod timing;
 
 pub use client::{client_fn, Client, FnClient, RequestCtx, RequestError, Source};
-pub use event::{Control, Event, LiveStats, Observer, Phase, RequestRecord};
+pub use event::{Control, Event, LiveStats, MissReason, Observer, Phase, RequestRecord};
 pub use probe::{Probe, Stamp};
 pub use runner::{ConfigError, Runner, RunnerBuilder, Saturation, StopReason};
 pub use stats::{RunResult, RunStats, TimelineEntry};

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
-use crate::collector::{GapBatch, Msg, GAP_BATCH};
+use crate::collector::Msg;
 use crate::event::{RequestRecord, ServerTimings};
 
 /// An instant on the engine's clock, taken by [`Probe::stamp`] or [`Probe::sent_stamp`].
@@ -18,27 +18,31 @@ pub struct Stamp(Duration);
 /// The milestones of one in-flight request.
 ///
 /// A [`Client`](crate::Client) calls the `mark_*` methods as the response arrives; the probe
-/// stamps each with the engine's monotonic clock. Inter-chunk gaps are kept in a small fixed
-/// buffer and handed to the collector in batches, so marking a chunk never locks or allocates.
+/// stamps each with the engine's monotonic clock. Inter-chunk gaps are kept by histogram bucket
+/// ([`SparseHistogram`](loadkit_metrics::SparseHistogram), which grows with the distinct buckets,
+/// not the chunks) until the request's outcome decides which metric they belong to; marking a
+/// chunk never locks and does not allocate once the stream's buckets are known.
 #[derive(Debug)]
 pub struct Probe {
     start: Instant,
     record: RequestRecord,
-    gaps: GapBatch,
+    /// First content of the response being read (`None` before its first content).
+    segment_first: Option<Duration>,
+    /// Last content of the response being read, for the next gap.
+    previous: Option<Duration>,
+    /// Where [`mark_end`](Self::mark_end) put the end.
+    end_mark: Option<Duration>,
     tx: UnboundedSender<Msg>,
 }
 
 impl Probe {
     pub(crate) fn new(start: Instant, record: RequestRecord, tx: UnboundedSender<Msg>) -> Self {
-        let gaps = GapBatch {
-            len: 0,
-            warmup: record.warmup,
-            ns: [0; GAP_BATCH],
-        };
         Self {
             start,
             record,
-            gaps,
+            segment_first: None,
+            previous: None,
+            end_mark: None,
             tx,
         }
     }
@@ -69,6 +73,35 @@ impl Probe {
         }
     }
 
+    /// Marks the end of the response now: its end marker arrived (`data: [DONE]`, Ollama's
+    /// `done: true`, a configured end event), or its last byte when the protocol has none.
+    ///
+    /// The request's end is the last such mark when it succeeds, so reading what follows the
+    /// marker (draining a body for connection reuse) is off the clock. A later response of the
+    /// same request (the next round of a conversation) starts a new segment: the gap across the
+    /// boundary is not an inter-token gap. Without a mark, the end is when the client returns.
+    #[inline]
+    pub fn mark_end(&mut self) {
+        let now = self.now();
+        self.end_mark = Some(now);
+        self.close_segment(now);
+    }
+
+    /// Counts one resend of this request after a reused keep-alive connection turned out to be
+    /// closed by the server before any byte of the response arrived. The request's timings stay
+    /// measured from its original intended start and send, so the retry is not hidden.
+    pub fn stale_connection_retry(&mut self) {
+        self.record.stale_retries += 1;
+    }
+
+    fn close_segment(&mut self, at: Duration) {
+        if let Some(first) = self.segment_first.take() {
+            self.record.generation += at.saturating_sub(first);
+            self.record.segments += 1;
+        }
+        self.previous = None;
+    }
+
     /// Marks one chunk of generated content carrying `units` output units (tokens, usually 1)
     /// and `bytes` bytes of content. Role-only, empty, keepalive and usage-only chunks are *not*
     /// content: do not mark them.
@@ -76,10 +109,16 @@ impl Probe {
     pub fn content(&mut self, units: u32, bytes: usize) {
         let now = self.now();
         self.record.first_byte.get_or_insert(now);
-        match self.record.last_content {
-            None => self.record.first_content = Some(now),
-            Some(last) => self.push_gap(now.saturating_sub(last)),
+        self.record.first_content.get_or_insert(now);
+        match self.previous {
+            None => self.segment_first = Some(now),
+            Some(last) => {
+                let gap = now.saturating_sub(last);
+                let ns = u64::try_from(gap.as_nanos()).unwrap_or(u64::MAX);
+                self.record.gaps.record_value(ns);
+            }
         }
+        self.previous = Some(now);
         self.record.last_content = Some(now);
         self.record.content_chunks += 1;
         self.record.content_units += u64::from(units);
@@ -161,29 +200,18 @@ impl Probe {
         self.record.warmup
     }
 
-    #[inline]
-    fn push_gap(&mut self, gap: Duration) {
-        let ns = u64::try_from(gap.as_nanos()).unwrap_or(u64::MAX);
-        self.gaps.ns[usize::from(self.gaps.len)] = ns;
-        self.gaps.len += 1;
-        if usize::from(self.gaps.len) == GAP_BATCH {
-            self.flush_gaps();
-        }
-    }
-
-    fn flush_gaps(&mut self) {
-        if self.gaps.len > 0 {
-            // A closed channel means the run is over; the values have nowhere to go.
-            let _ = self.tx.send(Msg::Gaps(self.gaps));
-            self.gaps.len = 0;
-        }
-    }
-
-    /// Ends the request: stamps the end, flushes the remaining gaps and hands the record over.
+    /// Ends the request and hands the record over. A success ends at its last
+    /// [`mark_end`](Self::mark_end) (or now, when the client marked none); a failure ends now.
     pub(crate) fn finish(mut self, outcome: Result<(), crate::RequestError>) {
-        self.flush_gaps();
-        self.record.end = self.now();
+        let now = self.now();
+        let end = match (&outcome, self.end_mark) {
+            (Ok(()), Some(mark)) => mark,
+            _ => now,
+        };
+        self.close_segment(end);
+        self.record.end = end;
         self.record.error = outcome.err();
+        // A closed channel means the run is over; the record has nowhere to go.
         let _ = self.tx.send(Msg::Finished(Box::new(self.record)));
     }
 
@@ -205,9 +233,31 @@ impl ServerTimings {
 mod tests {
     use super::*;
 
+    fn finished(mut rx: tokio::sync::mpsc::UnboundedReceiver<Msg>) -> Box<RequestRecord> {
+        while let Ok(msg) = rx.try_recv() {
+            if let Msg::Finished(r) = msg {
+                return r;
+            }
+        }
+        panic!("no finished record");
+    }
+
+    /// The summary of `n` recordings of `value`.
+    fn same(n: usize, value: Duration) -> loadkit_metrics::Summary {
+        let mut h = loadkit_metrics::Histogram::new();
+        (0..n).for_each(|_| h.record(value));
+        h.summary()
+    }
+
+    fn gap_histogram(r: &RequestRecord) -> loadkit_metrics::Histogram {
+        let mut h = loadkit_metrics::Histogram::new();
+        r.gaps.add_to(&mut h);
+        h
+    }
+
     #[tokio::test(start_paused = true)]
     async fn gaps_are_measured_between_content_chunks_only() {
-        let (mut probe, mut rx) = Probe::detached(RequestRecord::default());
+        let (mut probe, rx) = Probe::detached(RequestRecord::default());
         tokio::time::advance(Duration::from_millis(50)).await;
         probe.mark_first_byte();
         probe.content(1, 5);
@@ -217,21 +267,81 @@ mod tests {
         }
         assert_eq!(probe.content_chunks(), 41);
         probe.finish(Ok(()));
-        let mut gaps = Vec::new();
-        let mut record = None;
-        while let Ok(msg) = rx.try_recv() {
-            match msg {
-                Msg::Gaps(batch) => gaps.extend_from_slice(&batch.ns[..usize::from(batch.len)]),
-                Msg::Finished(r) => record = Some(r),
-                _ => {}
-            }
-        }
-        assert_eq!(gaps.len(), 40);
-        assert!(gaps.iter().all(|&g| g == 10_000_000));
-        let r = record.unwrap();
+        let r = finished(rx);
+        let gaps = gap_histogram(&r);
+        assert_eq!(gaps.summary(), same(40, Duration::from_millis(10)));
         assert_eq!(r.first_content, Some(Duration::from_millis(50)));
         assert_eq!(r.content_units, 41);
         assert_eq!(r.content_bytes, 5 + 40 * 3);
+        assert_eq!((r.segments, r.generation), (1, Duration::from_millis(400)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_ends_at_its_end_marker_not_when_draining_finishes() {
+        let (mut probe, rx) = Probe::detached(RequestRecord::default());
+        for _ in 0..4 {
+            tokio::time::advance(Duration::from_millis(5)).await;
+            probe.content(1, 1);
+        }
+        tokio::time::advance(Duration::from_millis(1)).await;
+        probe.mark_end();
+        // The body's close comes 800 ms after the end marker.
+        tokio::time::advance(Duration::from_millis(800)).await;
+        probe.finish(Ok(()));
+        let r = finished(rx);
+        assert_eq!(r.end, Duration::from_millis(21));
+        assert_eq!(r.e2e(), Duration::from_millis(21));
+        // (21 − 5) ms over 3 tokens after the first.
+        assert_eq!(r.tpot(), Some(Duration::from_nanos(16_000_000 / 3)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_ends_when_it_failed() {
+        let (mut probe, rx) = Probe::detached(RequestRecord::default());
+        probe.content(1, 1);
+        probe.mark_end();
+        tokio::time::advance(Duration::from_millis(30)).await;
+        probe.finish(Err(crate::RequestError::validation("too few chunks")));
+        assert_eq!(finished(rx).end, Duration::from_millis(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_chunk_gives_no_tpot() {
+        let (mut probe, rx) = Probe::detached(RequestRecord::default());
+        tokio::time::advance(Duration::from_millis(40)).await;
+        // A non-streamed answer: one chunk carrying every token.
+        probe.content(32, 100);
+        probe.usage(Some(10), Some(32));
+        probe.finish(Ok(()));
+        let r = finished(rx);
+        assert_eq!(r.tpot(), None);
+        assert_eq!(r.ttft(), Some(Duration::from_millis(40)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rounds_are_segments_whose_boundary_is_not_a_gap() {
+        let (mut probe, rx) = Probe::detached(RequestRecord::default());
+        // Round 1: 3 chunks 5 ms apart, then the end marker.
+        for _ in 0..3 {
+            tokio::time::advance(Duration::from_millis(5)).await;
+            probe.content(1, 1);
+        }
+        probe.mark_end();
+        // Tool round trip and the next prefill: 300 ms without content.
+        tokio::time::advance(Duration::from_millis(300)).await;
+        for _ in 0..3 {
+            tokio::time::advance(Duration::from_millis(5)).await;
+            probe.content(1, 1);
+        }
+        probe.mark_end();
+        probe.finish(Ok(()));
+        let r = finished(rx);
+        let gaps = gap_histogram(&r);
+        assert_eq!(gaps.summary(), same(4, Duration::from_millis(5)));
+        assert_eq!((r.segments, r.generation), (2, Duration::from_millis(20)));
+        // 20 ms of generation over 6 − 2 tokens after each round's first.
+        assert_eq!(r.tpot(), Some(Duration::from_millis(5)));
+        assert_eq!(r.e2e(), Duration::from_millis(330));
     }
 
     #[tokio::test(start_paused = true)]

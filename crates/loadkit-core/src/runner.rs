@@ -16,13 +16,17 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::collector::{Collector, Msg};
-use crate::event::{Observer, Phase, RequestRecord};
+use crate::event::{MissReason, Observer, Phase, RequestRecord};
 use crate::stats::RunResult;
 use crate::timing::{coarse_wait, sleep_until, spin_until};
 use crate::{Client, Probe, RequestCtx, RequestError, Source};
 
 /// Time between the run's setup and its first scheduled instant.
 const START_LEAD: Duration = Duration::from_millis(5);
+
+/// The longest duration, timeout or grace a run accepts (instants past it could overflow the
+/// clock).
+const MAX_SPAN: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// What an open-loop arrival does when `max_in_flight` requests are already running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -261,6 +265,20 @@ where
         if c.timeout == Some(Duration::ZERO) {
             return Err(ConfigError::Invalid("timeout must be positive".into()));
         }
+        for (name, d) in [
+            (
+                "warm-up + duration",
+                c.warmup.saturating_add(c.duration.unwrap_or_default()),
+            ),
+            ("timeout", c.timeout.unwrap_or_default()),
+            ("grace", c.grace),
+        ] {
+            if d > MAX_SPAN {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} is longer than the longest run loadkit accepts (365 days)"
+                )));
+            }
+        }
         if let Load::Closed(s) = &load {
             if s.max_users() == 0 {
                 return Err(ConfigError::Invalid("the schedule has no users".into()));
@@ -308,6 +326,13 @@ where
             }
         }
         Some((self.seq.fetch_add(1, Ordering::Relaxed), warmup))
+    }
+
+    /// Measured requests that may still start under the request limit (`u64::MAX`: no limit).
+    fn remaining(&self) -> u64 {
+        self.request_limit.map_or(u64::MAX, |limit| {
+            limit.saturating_sub(self.measured.load(Ordering::Relaxed))
+        })
     }
 
     fn limit_reached(&self) -> bool {
@@ -451,10 +476,10 @@ where
                 }
             })
         };
-        let reason = match dispatch.join().await {
-            Ok(reason) => reason,
+        let (reason, stopped_at) = match dispatch.join().await {
+            Ok(stopped) => stopped,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Some(StopReason::Signal),
+            Err(_) => (Some(StopReason::Signal), Instant::now()),
         };
         let end = Instant::now();
         drop(shared);
@@ -466,7 +491,10 @@ where
             .stop_reason
             .or(reason)
             .unwrap_or(StopReason::Completed);
-        let elapsed = end - start;
+        let elapsed = end.saturating_duration_since(start);
+        let window_end = stopped_at
+            .saturating_duration_since(start)
+            .max(collector.last_end);
         RunResult {
             stats: collector.stats,
             stop_reason,
@@ -474,7 +502,7 @@ where
             started_at,
             warmup: config.warmup,
             elapsed,
-            measured: elapsed.saturating_sub(config.warmup),
+            measured: window_end.saturating_sub(config.warmup),
         }
     }
 }
@@ -516,6 +544,66 @@ impl Control {
     }
 }
 
+impl Control {
+    /// When the run stopped starting requests: its deadline when that is why, else now.
+    fn stop_instant(&self, reason: Option<StopReason>) -> Instant {
+        match (reason, self.deadline) {
+            (Some(StopReason::Duration), Some(d)) => d,
+            _ => Instant::now(),
+        }
+    }
+}
+
+/// Counts arrivals that never started, one message per second of intended starts (a backlog of
+/// a million arrivals is a few hundred messages, and the timeline's `intended` stays exact).
+struct Unsent<'a> {
+    tx: &'a mpsc::UnboundedSender<Msg>,
+    warmup: Duration,
+    reason: MissReason,
+    run: Option<(Duration, u64, bool)>,
+}
+
+impl<'a> Unsent<'a> {
+    fn new(tx: &'a mpsc::UnboundedSender<Msg>, warmup: Duration, reason: MissReason) -> Self {
+        Self {
+            tx,
+            warmup,
+            reason,
+            run: None,
+        }
+    }
+
+    fn add(&mut self, scheduled: Duration) {
+        let warmup = scheduled < self.warmup;
+        match &mut self.run {
+            Some((first, count, w)) if *w == warmup && first.as_secs() == scheduled.as_secs() => {
+                *count += 1;
+            }
+            _ => {
+                self.flush();
+                self.run = Some((scheduled, 1, warmup));
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some((scheduled, count, warmup)) = self.run.take() {
+            let _ = self.tx.send(Msg::Missed {
+                scheduled,
+                count,
+                warmup,
+                reason: self.reason,
+            });
+        }
+    }
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 async fn until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
@@ -528,12 +616,16 @@ async fn run_open<C, S>(
     mut schedule: Box<dyn ArrivalSchedule>,
     config: &Config,
     ctl: &Control,
-) -> Option<StopReason>
+) -> (Option<StopReason>, Instant)
 where
     C: Client,
     S: Source<Item = C::Request>,
 {
     let slots = Arc::new(Semaphore::new(config.max_in_flight as usize));
+    // Arrivals intended before this instant were held up behind one that waited for a slot.
+    let mut backlog_until = shared.start;
+    // The arrival taken from the schedule but not started when the run stopped.
+    let mut pending = None;
     let reason = loop {
         let Some(offset) = schedule.next_arrival() else {
             break Some(StopReason::Completed);
@@ -545,7 +637,10 @@ where
         }
         tokio::select! {
             biased;
-            reason = ctl.stopped() => break reason,
+            reason = ctl.stopped() => {
+                pending = Some(offset);
+                break reason;
+            }
             _ = coarse_wait(at) => {}
         }
         spin_until(at).await;
@@ -554,18 +649,24 @@ where
             break Some(StopReason::Requests);
         }
         let (permit, queued) = match slots.clone().try_acquire_owned() {
-            Ok(permit) => (permit, false),
+            Ok(permit) => (permit, at < backlog_until),
             Err(_) if config.saturation == Saturation::Drop => {
                 let _ = shared.tx.send(Msg::Missed {
                     scheduled: offset,
+                    count: 1,
                     warmup,
+                    reason: MissReason::DroppedAtCap,
                 });
                 continue;
             }
             Err(_) => tokio::select! {
                 biased;
-                reason = ctl.stopped() => break reason,
+                reason = ctl.stopped() => {
+                    pending = Some(offset);
+                    break reason;
+                }
                 permit = slots.clone().acquire_owned() => {
+                    backlog_until = Instant::now();
                     (permit.expect("the semaphore is never closed"), true)
                 }
             },
@@ -584,13 +685,48 @@ where
             drop(permit);
         });
     };
+    let stopped_at = ctl.stop_instant(reason);
+    count_unsent(shared, schedule.as_mut(), pending, stopped_at);
     let _ = shared.tx.send(Msg::Phase(Phase::Draining));
     let all = config.max_in_flight;
     drain(reason, ctl, &shared.abort, async {
         let _ = slots.acquire_many(all).await;
     })
     .await;
-    reason
+    (reason, stopped_at)
+}
+
+/// Counts every arrival due by `stopped_at` that never started (`pending`, taken from the
+/// schedule but not sent, then the rest of the schedule up to the stop) as `queued_at_stop`:
+/// under a full in-flight cap these are the arrivals with the worst corrected latency, and
+/// leaving them out would hide exactly that tail. Under a request limit only as many as the
+/// limit still allowed count.
+fn count_unsent<C, S>(
+    shared: &Shared<C, S>,
+    schedule: &mut dyn ArrivalSchedule,
+    pending: Option<Duration>,
+    stopped_at: Instant,
+) where
+    C: Client,
+    S: Source<Item = C::Request>,
+{
+    let due = stopped_at.saturating_duration_since(shared.start);
+    let mut allowed = shared.remaining();
+    let mut unsent = Unsent::new(&shared.tx, shared.warmup, MissReason::QueuedAtStop);
+    let mut next = pending.or_else(|| schedule.next_arrival());
+    while let Some(offset) = next {
+        if offset >= due {
+            break;
+        }
+        if offset >= shared.warmup {
+            if allowed == 0 {
+                break;
+            }
+            allowed -= 1;
+        }
+        unsent.add(offset);
+        next = schedule.next_arrival();
+    }
 }
 
 /// Lets in-flight work finish within the grace period (at once on a signal), cancelling what
@@ -620,7 +756,7 @@ async fn run_closed<C, S>(
     shared: &Arc<Shared<C, S>>,
     schedule: Arc<dyn UserSchedule>,
     ctl: &Control,
-) -> Option<StopReason>
+) -> (Option<StopReason>, Instant)
 where
     C: Client,
     S: Source<Item = C::Request>,
@@ -669,6 +805,7 @@ where
             }
         }
     };
+    let stopped_at = ctl.stop_instant(reason);
     done.cancel();
     controller.abort();
     let _ = shared.tx.send(Msg::Phase(Phase::Draining));
@@ -676,7 +813,7 @@ where
         while users.join_next().await.is_some() {}
     })
     .await;
-    reason
+    (reason, stopped_at)
 }
 
 struct UserLoop<C, S> {
@@ -693,6 +830,24 @@ where
     C: Client,
     S: Source<Item = C::Request>,
 {
+    /// An iteration overran: the late one that starts now stands for `first`, the first slot it
+    /// overran; every later slot before `ended` (and before the deadline) is skipped, and each
+    /// is counted as missed at its intended time.
+    fn skip_slots(&self, first: Duration, interval: Duration, ended: Duration) {
+        let deadline = self
+            .deadline
+            .map(|d| d.saturating_duration_since(self.shared.start));
+        let mut unsent = Unsent::new(&self.shared.tx, self.shared.warmup, MissReason::SkippedSlot);
+        if interval.is_zero() {
+            return;
+        }
+        let mut slot = first + interval;
+        while slot < ended && deadline.is_none_or(|d| slot < d) {
+            unsent.add(slot);
+            slot += interval;
+        }
+    }
+
     async fn run(mut self) {
         let start = self.shared.start;
         let pacing = self.schedule.pacing();
@@ -736,10 +891,14 @@ where
                 scheduled: slot.min(intended),
             };
             self.shared.execute(ctx, warmup, false).await;
-            let next = pacing.next_start(intended, start.elapsed());
+            let ended = start.elapsed();
+            let next = pacing.next_start(intended, ended);
             overrun = next.overrun;
             slot = match pacing {
-                Pacing::Interval(interval) if next.overrun => intended + interval,
+                Pacing::Interval(interval) if next.overrun => {
+                    self.skip_slots(intended + interval, interval, ended);
+                    intended + interval
+                }
                 _ => next.at,
             };
             intended = next.at;

@@ -41,8 +41,10 @@ pub struct RunStats {
     pub ttft: Histogram,
     /// Time to first content chunk, from the intended start.
     pub ttft_corrected: Histogram,
-    /// Gaps between consecutive content chunks, over all requests.
+    /// Gaps between consecutive content chunks of one response, over all successful requests.
     pub itl: Histogram,
+    /// The same gaps of requests that failed (cancelled ones are in neither).
+    pub itl_failed: Histogram,
     /// Time per output token after the first, per request.
     pub tpot: Histogram,
     /// End to end, from send.
@@ -67,6 +69,7 @@ impl RunStats {
         let c = &mut self.counters;
         c.bytes += r.bytes;
         c.content_chunks += r.content_chunks;
+        c.stale_connection_retries += u64::from(r.stale_retries);
         self.schedule_lag.record(r.lag());
         match &r.error {
             Some(e) if e.kind == loadkit_metrics::ErrorKind::Cancelled => {
@@ -76,10 +79,12 @@ impl RunStats {
             Some(e) => {
                 c.failed += 1;
                 self.errors.record(e.kind, &e.message);
+                r.gaps.add_to(&mut self.itl_failed);
                 return;
             }
             None => c.succeeded += 1,
         }
+        r.gaps.add_to(&mut self.itl);
         if let Some(t) = r.ttft() {
             self.ttft.record(t);
         }
@@ -120,6 +125,7 @@ impl RunStats {
             (&mut self.ttft, &other.ttft),
             (&mut self.ttft_corrected, &other.ttft_corrected),
             (&mut self.itl, &other.itl),
+            (&mut self.itl_failed, &other.itl_failed),
             (&mut self.tpot, &other.tpot),
             (&mut self.e2e, &other.e2e),
             (&mut self.e2e_corrected, &other.e2e_corrected),
@@ -164,9 +170,12 @@ pub struct RunResult {
     pub started_at: SystemTime,
     /// Configured warm-up.
     pub warmup: Duration,
-    /// Time from the run start to the last request's end.
+    /// Time from the run start until every request was finished or cancelled (grace included).
     pub elapsed: Duration,
-    /// The measured window: from the end of warm-up to the run's end.
+    /// The measured window every rate divides by: from the end of warm-up to the moment the run
+    /// stopped starting requests (its deadline, for a duration) or the last end of a request
+    /// that was not cancelled, whichever is later. Waiting out the grace period for a request
+    /// that is then cancelled does not stretch it.
     pub measured: Duration,
 }
 

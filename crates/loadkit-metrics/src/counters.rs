@@ -12,12 +12,22 @@ pub struct Counters {
     pub failed: u64,
     /// Requests cancelled because the run stopped while they were in flight.
     pub cancelled: u64,
-    /// Arrivals the schedule wanted but that were dropped at the in-flight cap.
+    /// Arrivals the schedule wanted that never started, for any of the reasons below
+    /// (`missed_dropped_at_cap + missed_queued_at_stop + missed_skipped_slots`).
     pub missed: u64,
+    /// Open loop, `--on-saturation drop`: arrivals dropped because the in-flight cap was reached.
+    pub missed_dropped_at_cap: u64,
+    /// Open loop, `--on-saturation queue`: arrivals still waiting for a slot at the in-flight cap
+    /// when the run stopped (due before the stop, never sent).
+    pub missed_queued_at_stop: u64,
+    /// Fixed-interval: slots skipped because an earlier iteration of the same user overran them.
+    pub missed_skipped_slots: u64,
     /// Arrivals that waited for a free slot at the in-flight cap and started late.
     pub queued_late: u64,
     /// Requests started during warm-up (not in any other counter or histogram).
     pub warmup: u64,
+    /// Warm-up arrivals that never started (not in `missed`).
+    pub warmup_missed: u64,
     /// Fixed-interval iterations that started late because the previous one overran.
     pub overruns: u64,
     /// Input (prompt) tokens, as reported by the server.
@@ -30,6 +40,9 @@ pub struct Counters {
     pub tokens_counted: u64,
     /// Content chunks received.
     pub content_chunks: u64,
+    /// Requests that failed on a reused keep-alive connection before any response byte (the
+    /// server had closed it) and were sent again once on a new connection.
+    pub stale_connection_retries: u64,
     /// Response body bytes received.
     pub bytes: u64,
 }
@@ -43,14 +56,19 @@ impl Counters {
             failed,
             cancelled,
             missed,
+            missed_dropped_at_cap,
+            missed_queued_at_stop,
+            missed_skipped_slots,
             queued_late,
             warmup,
+            warmup_missed,
             overruns,
             input_tokens,
             output_tokens,
             tokens_from_server,
             tokens_counted,
             content_chunks,
+            stale_connection_retries,
             bytes,
         } = *other;
         self.started += started;
@@ -58,14 +76,19 @@ impl Counters {
         self.failed += failed;
         self.cancelled += cancelled;
         self.missed += missed;
+        self.missed_dropped_at_cap += missed_dropped_at_cap;
+        self.missed_queued_at_stop += missed_queued_at_stop;
+        self.missed_skipped_slots += missed_skipped_slots;
         self.queued_late += queued_late;
         self.warmup += warmup;
+        self.warmup_missed += warmup_missed;
         self.overruns += overruns;
         self.input_tokens += input_tokens;
         self.output_tokens += output_tokens;
         self.tokens_from_server += tokens_from_server;
         self.tokens_counted += tokens_counted;
         self.content_chunks += content_chunks;
+        self.stale_connection_retries += stale_connection_retries;
         self.bytes += bytes;
     }
 

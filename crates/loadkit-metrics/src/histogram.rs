@@ -7,7 +7,7 @@ use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 
 /// Largest value tracked exactly: one hour in nanoseconds. Larger values saturate to it.
-const HIGHEST_NS: u64 = 3_600 * 1_000_000_000;
+pub(crate) const HIGHEST_NS: u64 = 3_600 * 1_000_000_000;
 /// Significant decimal digits kept for every value.
 const SIGFIG: u8 = 3;
 
@@ -72,6 +72,13 @@ impl Histogram {
     #[inline]
     pub fn record_value(&mut self, value: u64) {
         self.inner.saturating_record(value.clamp(1, HIGHEST_NS));
+    }
+
+    /// Records `n` occurrences of one raw value. Values above the range are clamped.
+    #[inline]
+    pub fn record_value_n(&mut self, value: u64, n: u64) {
+        self.inner
+            .saturating_record_n(value.clamp(1, HIGHEST_NS), n);
     }
 
     /// Number of recorded values.

@@ -27,9 +27,11 @@
 mod counters;
 mod errors;
 mod histogram;
+mod sparse;
 mod window;
 
 pub use counters::Counters;
 pub use errors::{ErrorGroup, ErrorKind, ErrorTable, TimeoutPhase};
 pub use histogram::{DecodeError, Histogram, Summary};
+pub use sparse::{bucket_key, SparseHistogram};
 pub use window::RotatingWindow;
