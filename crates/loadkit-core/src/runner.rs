@@ -848,6 +848,15 @@ where
         }
     }
 
+    /// The run ends before the late iteration meant for `slot` starts: that slot is skipped
+    /// too when it lay before the deadline.
+    fn miss_pending_slot(&self, overrun: bool, slot: Duration) {
+        let start = self.shared.start;
+        if overrun && self.deadline.is_some_and(|d| start + slot < d) {
+            Unsent::new(&self.shared.tx, self.shared.warmup, MissReason::SkippedSlot).add(slot);
+        }
+    }
+
     async fn run(mut self) {
         let start = self.shared.start;
         let pacing = self.schedule.pacing();
@@ -868,6 +877,7 @@ where
                 slot = intended;
             }
             if self.deadline.is_some_and(|d| start + intended >= d) {
+                self.miss_pending_slot(overrun, slot);
                 return;
             }
             tokio::select! {
@@ -903,6 +913,7 @@ where
             };
             intended = next.at;
             if self.done.is_cancelled() {
+                self.miss_pending_slot(overrun, slot);
                 return;
             }
         }

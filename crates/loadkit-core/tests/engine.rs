@@ -544,3 +544,266 @@ async fn closed_loop_ramps_and_spikes_follow_their_user_curves() {
         "spike level reached within one second: {actual:?}"
     );
 }
+
+// ---- Overload: every arrival is counted, and every metric covers the right requests. ----
+
+fn intended_total(r: &RunResult) -> u64 {
+    r.stats.timeline.iter().map(|e| e.intended).sum()
+}
+
+#[tokio::test(start_paused = true)]
+async fn overload_in_queue_mode_accounts_for_every_arrival() {
+    // 100 req/s for 5 s against 4 slots of a 360 ms server: about 56 can start.
+    let r = Runner::builder(Fake::new(MS(360)), seq)
+        .open_loop(ConstantRate::new(100.0).unwrap())
+        .duration(S(5))
+        .max_in_flight(4)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let c = r.stats.counters;
+    assert_eq!(c.started + c.missed, 500, "{c:?}");
+    assert_eq!(intended_total(&r), 500);
+    assert_eq!(c.missed, c.missed_queued_at_stop, "{c:?}");
+    assert!((52..=60).contains(&c.started), "{c:?}");
+    assert_eq!(c.queued_late, c.started - 4, "{c:?}");
+    for (t, e) in r.stats.timeline.iter().take(5).enumerate() {
+        assert_eq!(e.intended, 100, "second {t}: {e:?}");
+    }
+    // The started ones waited in the queue: their corrected latency shows it.
+    assert!(r.stats.e2e_corrected.max() > S(4), "{:?}", r.stats.e2e_corrected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn overload_in_drop_mode_names_the_cap_as_the_reason() {
+    let r = Runner::builder(Fake::new(MS(360)), seq)
+        .open_loop(ConstantRate::new(100.0).unwrap())
+        .duration(S(5))
+        .max_in_flight(4)
+        .on_saturation(Saturation::Drop)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let c = r.stats.counters;
+    assert_eq!(c.started + c.missed, 500, "{c:?}");
+    assert_eq!(c.missed, c.missed_dropped_at_cap, "{c:?}");
+    assert_eq!(c.missed_queued_at_stop, 0);
+    assert_eq!(intended_total(&r), 500);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unsent_arrivals_count_only_up_to_the_request_limit() {
+    let r = Runner::builder(Fake::new(MS(500)), seq)
+        .open_loop(ConstantRate::new(100.0).unwrap())
+        .duration(S(2))
+        .requests(100)
+        .max_in_flight(1)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let c = r.stats.counters;
+    assert_eq!(r.stop_reason, StopReason::Duration);
+    assert_eq!(c.started + c.missed_queued_at_stop, 100, "{c:?}");
+    assert!(c.started <= 5, "{c:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_counts_the_arrivals_due_before_it() {
+    let cancel = CancellationToken::new();
+    let stopper = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(MS(2_005) + MS(5)).await;
+        stopper.cancel();
+    });
+    let r = Runner::builder(Fake::new(S(10)), seq)
+        .open_loop(ConstantRate::new(10.0).unwrap())
+        .duration(S(60))
+        .max_in_flight(2)
+        .cancel_token(cancel)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let c = r.stats.counters;
+    assert_eq!(r.stop_reason, StopReason::Signal);
+    // Arrivals at 0.0, 0.1, ..., 2.0 s were due; the two that started were cancelled.
+    assert_eq!((c.started, c.cancelled), (2, 2), "{c:?}");
+    assert_eq!(c.started + c.missed, 21, "{c:?}");
+    assert_eq!(intended_total(&r), 21);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fixed_interval_counts_every_skipped_slot() {
+    // One user, a 1 s interval, 3.5 s per iteration, 10 s: iterations start at 0, 3.5 and 7 s.
+    let r = Runner::builder(Fake::new(MS(3_500)), seq)
+        .closed_loop(FixedInterval::new(1, S(1)).unwrap())
+        .duration(S(10))
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let c = r.stats.counters;
+    assert_eq!(c.started, 3, "{c:?}");
+    assert_eq!(c.overruns, 2, "{c:?}");
+    // Slot 1 s stands behind the start at 3.5 s, 4.5 s behind 7 s; skipped: 2, 3, 5.5, 6.5,
+    // 9, and 8 (the late start meant for it would come after the deadline).
+    assert_eq!(c.missed, 6, "{c:?}");
+    assert_eq!(c.missed_skipped_slots, 6, "{c:?}");
+    let intended: Vec<u64> = r.stats.timeline[..10].iter().map(|e| e.intended).collect();
+    assert_eq!(intended, [1, 1, 1, 1, 1, 1, 1, 0, 1, 1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_window_ends_at_the_deadline_not_after_the_grace_period() {
+    /// Request 0 stalls until cancelled; the others take 10 ms.
+    #[derive(Clone)]
+    struct Stall;
+    impl Client for Stall {
+        type Request = u64;
+        async fn call(&self, seq: u64, probe: &mut Probe) -> Result<(), RequestError> {
+            tokio::time::sleep(if seq == 0 { S(3_600) } else { MS(10) }).await;
+            probe.content(1, 1);
+            Ok(())
+        }
+    }
+    let r = Runner::builder(Stall, seq)
+        .open_loop(ConstantRate::new(10.0).unwrap())
+        .duration(S(3))
+        .grace(S(4))
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let c = r.stats.counters;
+    assert_eq!((c.succeeded, c.cancelled), (29, 1), "{c:?}");
+    assert!(r.elapsed >= S(7), "{:?}", r.elapsed);
+    assert!(near(r.measured, S(3), MS(20)), "{:?}", r.measured);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_completion_extends_the_window_to_it() {
+    let r = Runner::builder(Fake::new(S(2)), seq)
+        .open_loop(ConstantRate::new(1.0).unwrap())
+        .duration(S(3))
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(r.stats.counters.succeeded, 3);
+    // The last request started at 2 s and ended at 4 s.
+    assert!(near(r.measured, S(4), MS(20)), "{:?}", r.measured);
+}
+
+/// Streams `tokens` chunks `itl` apart, then fails on odd sequence numbers.
+#[derive(Clone)]
+struct FailAfterStreaming;
+
+impl Client for FailAfterStreaming {
+    type Request = u64;
+    async fn call(&self, seq: u64, probe: &mut Probe) -> Result<(), RequestError> {
+        for i in 0..5 {
+            if i > 0 {
+                tokio::time::sleep(MS(if seq % 2 == 1 { 50 } else { 10 })).await;
+            }
+            probe.content(1, 1);
+        }
+        match seq % 4 {
+            1 => Err(RequestError::truncated("stream ended before [DONE]")),
+            // Stalls until the per-request timeout.
+            3 => {
+                tokio::time::sleep(S(3_600)).await;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn itl_and_tpot_describe_successful_requests_only() {
+    let r = Runner::builder(FailAfterStreaming, seq)
+        .closed_loop(FixedUsers::new(4).unwrap())
+        .requests(40)
+        .timeout(Some(S(1)))
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let s = &r.stats;
+    assert_eq!((s.counters.succeeded, s.counters.failed), (20, 20));
+    // Successes: 4 gaps of 10 ms each; failures (truncated and timed out): 4 gaps of 50 ms.
+    assert_eq!(s.itl.count(), 80);
+    assert!(s.itl.max() < MS(11), "{:?}", s.itl);
+    assert_eq!(s.itl_failed.count(), 80);
+    assert!(s.itl_failed.quantile(0.0) > MS(49), "{:?}", s.itl_failed);
+    assert_eq!(s.tpot.count(), 20);
+    assert!(s.tpot.max() < MS(11), "{:?}", s.tpot);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_requests_leave_no_gaps_behind() {
+    let cancel = CancellationToken::new();
+    let stopper = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(MS(5) + MS(25)).await;
+        stopper.cancel();
+    });
+    let fake = Fake {
+        itl: MS(10),
+        tokens: 100,
+        ..Fake::new(MS(1))
+    };
+    let r = Runner::builder(fake, seq)
+        .closed_loop(FixedUsers::new(2).unwrap())
+        .duration(S(10))
+        .cancel_token(cancel)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(r.stats.counters.cancelled, 2);
+    assert_eq!(r.stats.itl.count() + r.stats.itl_failed.count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_chunk_carrying_every_token_records_no_tpot() {
+    #[derive(Clone)]
+    struct NoStream;
+    impl Client for NoStream {
+        type Request = u64;
+        async fn call(&self, _: u64, probe: &mut Probe) -> Result<(), RequestError> {
+            tokio::time::sleep(MS(100)).await;
+            probe.content(32, 128);
+            probe.usage(Some(8), Some(32));
+            Ok(())
+        }
+    }
+    let r = Runner::builder(NoStream, seq)
+        .closed_loop(FixedUsers::new(1).unwrap())
+        .requests(5)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(r.stats.counters.output_tokens, 160);
+    assert_eq!(r.stats.tpot.count(), 0);
+    assert_eq!(r.stats.itl.count(), 0);
+    assert_eq!(r.stats.e2e.count(), 5);
+}
+
+#[test]
+fn absurd_durations_are_refused_not_overflowed() {
+    let build = |d: Duration| {
+        Runner::builder(Fake::new(MS(1)), seq)
+            .open_loop(ConstantRate::new(1.0).unwrap())
+            .duration(d)
+            .build()
+            .map(|_| ())
+    };
+    let err = build(Duration::from_secs(500_000_000_000 * 31_557_600)).unwrap_err();
+    assert!(err.to_string().contains("365 days"), "{err}");
+    assert!(build(S(3600)).is_ok());
+}
