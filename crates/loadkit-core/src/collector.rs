@@ -229,7 +229,9 @@ impl Collector {
             Some(_) if cancelled => {}
             Some(_) => self.live.failed += 1,
         }
-        if !r.warmup {
+        if r.warmup {
+            self.stats.record_warmup(r);
+        } else {
             self.stats.record(r);
         }
         self.notify(&Event::RequestFinished(r));

@@ -87,6 +87,7 @@ impl RunStats {
         r.gaps.add_to(&mut self.itl);
         if let Some(t) = r.ttft() {
             self.ttft.record(t);
+            c.succeeded_with_content += 1;
         }
         if let Some(t) = r.ttft_corrected() {
             self.ttft_corrected.record(t);
@@ -114,6 +115,20 @@ impl RunStats {
         }
         for (name, value) in r.server_timings.iter() {
             self.server.entry(name).or_default().record(value);
+        }
+    }
+
+    /// Folds one finished warm-up request into the warm-up counters only (the timeline shows
+    /// warm-up traffic; no statistic includes it).
+    pub fn record_warmup(&mut self, r: &RequestRecord) {
+        let c = &mut self.counters;
+        match &r.error {
+            None => {
+                c.warmup_succeeded += 1;
+                c.warmup_output_tokens += r.output_tokens_or_counted();
+            }
+            Some(_) if r.is_cancelled() => c.warmup_cancelled += 1,
+            Some(_) => c.warmup_failed += 1,
         }
     }
 

@@ -8,6 +8,8 @@ pub struct Counters {
     pub started: u64,
     /// Requests that completed successfully.
     pub succeeded: u64,
+    /// Successful requests that carried content (the population of TTFT).
+    pub succeeded_with_content: u64,
     /// Requests that ended with an error (cancelled ones are not failures).
     pub failed: u64,
     /// Requests cancelled because the run stopped while they were in flight.
@@ -28,6 +30,14 @@ pub struct Counters {
     pub warmup: u64,
     /// Warm-up arrivals that never started (not in `missed`).
     pub warmup_missed: u64,
+    /// Warm-up requests that succeeded (the timeline includes them; no statistic does).
+    pub warmup_succeeded: u64,
+    /// Warm-up requests that failed.
+    pub warmup_failed: u64,
+    /// Warm-up requests cancelled because the run stopped.
+    pub warmup_cancelled: u64,
+    /// Output tokens of successful warm-up requests.
+    pub warmup_output_tokens: u64,
     /// Fixed-interval iterations that started late because the previous one overran.
     pub overruns: u64,
     /// Input (prompt) tokens, as reported by the server.
@@ -53,6 +63,7 @@ impl Counters {
         let Counters {
             started,
             succeeded,
+            succeeded_with_content,
             failed,
             cancelled,
             missed,
@@ -62,6 +73,10 @@ impl Counters {
             queued_late,
             warmup,
             warmup_missed,
+            warmup_succeeded,
+            warmup_failed,
+            warmup_cancelled,
+            warmup_output_tokens,
             overruns,
             input_tokens,
             output_tokens,
@@ -73,6 +88,7 @@ impl Counters {
         } = *other;
         self.started += started;
         self.succeeded += succeeded;
+        self.succeeded_with_content += succeeded_with_content;
         self.failed += failed;
         self.cancelled += cancelled;
         self.missed += missed;
@@ -82,6 +98,10 @@ impl Counters {
         self.queued_late += queued_late;
         self.warmup += warmup;
         self.warmup_missed += warmup_missed;
+        self.warmup_succeeded += warmup_succeeded;
+        self.warmup_failed += warmup_failed;
+        self.warmup_cancelled += warmup_cancelled;
+        self.warmup_output_tokens += warmup_output_tokens;
         self.overruns += overruns;
         self.input_tokens += input_tokens;
         self.output_tokens += output_tokens;

@@ -5,12 +5,14 @@
 //! `schema_version: 1` on; fields may be added, none renamed. This crate is the only one whose
 //! types are serde-stable. It never prints: renderers return strings.
 
+mod consistency;
 mod model;
 mod terminal;
 
+pub use consistency::{Check, Consistency};
 pub use model::{
-    ErrorRow, Generator, Metric, Report, RunInfo, RunMeta, Throughput, TimelineRow, Tokens, Totals,
-    SCHEMA_VERSION,
+    ErrorRow, Generator, Metric, MissedByReason, Report, RunInfo, RunMeta, Throughput, TimelineRow,
+    Tokens, Totals, WarmupOutcomes, SCHEMA_VERSION,
 };
 pub use terminal::render_summary;
 

@@ -9,6 +9,7 @@ use loadkit_core::RunResult;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::consistency::Consistency;
 use crate::ReportError;
 
 /// The schema version this build writes.
@@ -16,6 +17,12 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// Runs whose schedule lag p99 exceeds this are marked generator-limited.
 const LIMITED_LAG: Duration = Duration::from_millis(10);
+
+/// A client busy at least this share of its cores' time is the bottleneck itself.
+const LIMITED_CPU: f64 = 0.9;
+
+/// Runs shorter than this get no CPU verdict (start-up dominates).
+const LIMITED_CPU_MIN_S: f64 = 1.0;
 
 /// Fewer requests than this never mark a run generator-limited: their p99 is one outlier.
 const LIMITED_MIN_SAMPLES: u64 = 100;
@@ -46,6 +53,9 @@ pub struct Report {
     pub timeline: Vec<TimelineRow>,
     /// The load generator's own health.
     pub generator: Generator,
+    /// The report's checks of its own arithmetic (see [`Consistency`]).
+    #[serde(default)]
+    pub consistency: Consistency,
     /// Protocol-specific sections, beside the standard ones.
     #[serde(flatten)]
     pub sections: Map<String, Value>,
@@ -90,8 +100,18 @@ pub struct Totals {
     pub succeeded: u64,
     /// Requests that failed.
     pub failed: u64,
-    /// Arrivals dropped at the in-flight cap.
+    /// Arrivals the schedule produced that never started (see `missed_by_reason`).
     pub missed: u64,
+    /// `missed`, by why.
+    #[serde(default)]
+    pub missed_by_reason: MissedByReason,
+    /// Successful requests that carried content (TTFT's population).
+    #[serde(default)]
+    pub succeeded_with_content: u64,
+    /// Requests sent again once after a reused keep-alive connection turned out closed by the
+    /// server before any response byte (not failures; their latency includes the retry).
+    #[serde(default)]
+    pub stale_connection_retries: u64,
     /// Requests cancelled because the run stopped.
     #[serde(default)]
     pub cancelled: u64,
@@ -104,6 +124,35 @@ pub struct Totals {
     /// Requests run during warm-up (not counted anywhere else).
     #[serde(default)]
     pub warmup: u64,
+    /// What became of the warm-up traffic (the timeline includes it, no statistic does).
+    #[serde(default)]
+    pub warmup_outcomes: WarmupOutcomes,
+}
+
+/// Why arrivals never started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissedByReason {
+    /// `--on-saturation drop`: the in-flight cap was reached at the arrival's intended start.
+    pub dropped_at_cap: u64,
+    /// `--on-saturation queue`: still waiting for a slot when the run stopped.
+    pub queued_at_stop: u64,
+    /// Fixed-interval: an earlier iteration of the same user overran the slot.
+    pub skipped_slot: u64,
+}
+
+/// Outcomes of the warm-up requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarmupOutcomes {
+    /// Succeeded.
+    pub succeeded: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Cancelled when the run stopped.
+    pub cancelled: u64,
+    /// Warm-up arrivals that never started.
+    pub missed: u64,
+    /// Output tokens of the successful ones.
+    pub output_tokens: u64,
 }
 
 /// The `throughput` section.
@@ -194,15 +243,23 @@ pub struct TimelineRow {
 pub struct Generator {
     /// Schedule lag (sent − intended) p99 in ms.
     pub lag_p99_ms: f64,
-    /// Arrivals missed at the in-flight cap.
+    /// Arrivals that never started (= `totals.missed`).
     pub missed: u64,
-    /// `true` when lag p99 exceeded 10 ms over at least 100 requests, for reasons other than
-    /// the in-flight cap or fixed-interval overruns: the numbers then describe the generator as
-    /// much as the server.
+    /// `true` when the generator itself may have limited the run: lag p99 exceeded 10 ms over
+    /// at least 100 requests for reasons other than the in-flight cap or fixed-interval
+    /// overruns, or the client used at least 90 % of its cores over a run of at least 1 s. The
+    /// numbers then describe the generator as much as the server.
     pub limited: bool,
+    /// Why `limited` is true, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited_reason: Option<String>,
     /// Client CPU time (user + system) in seconds, when the platform reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_s: Option<f64>,
+    /// Client CPU time over the run's wall time and the cores the client could use (1.0: every
+    /// core busy the whole run), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_utilization: Option<f64>,
     /// Peak resident memory of the client in MiB, when the platform reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_mib: Option<f64>,
@@ -229,6 +286,8 @@ pub struct RunMeta {
     pub cpu_s: Option<f64>,
     /// Client peak RSS in bytes.
     pub peak_rss_bytes: Option<u64>,
+    /// Cores the client's runtime could use (for `cpu_utilization`).
+    pub client_cores: Option<usize>,
 }
 
 fn ms(ns: u64) -> f64 {
@@ -297,6 +356,7 @@ impl Report {
             ("ttft", &s.ttft),
             ("ttft_corrected", &s.ttft_corrected),
             ("itl", &s.itl),
+            ("itl_failed", &s.itl_failed),
             ("tpot", &s.tpot),
             ("e2e", &s.e2e),
             ("e2e_corrected", &s.e2e_corrected),
@@ -313,7 +373,33 @@ impl Report {
             _ => "mixed",
         };
         let lag_p99 = s.schedule_lag.quantile(0.99);
-        Report {
+        let wall = result.elapsed.as_secs_f64();
+        let cpu_utilization = match (meta.cpu_s, meta.client_cores) {
+            (Some(cpu), Some(cores)) if wall > 0.0 && cores > 0 => {
+                Some(cpu / (wall * cores as f64))
+            }
+            _ => None,
+        };
+        let lagged = s.schedule_lag.count() >= LIMITED_MIN_SAMPLES
+            && lag_p99 > LIMITED_LAG
+            && c.queued_late == 0
+            && c.overruns == 0;
+        let limited_reason = if lagged {
+            Some(format!(
+                "schedule lag p99 {:.1} ms > 10 ms without a full in-flight cap",
+                ms_duration(lag_p99)
+            ))
+        } else {
+            match cpu_utilization {
+                Some(u) if u >= LIMITED_CPU && wall >= LIMITED_CPU_MIN_S => Some(format!(
+                    "client CPU at {:.0} % of {} core(s): the client, not the server, may be the bottleneck",
+                    u * 100.0,
+                    meta.client_cores.unwrap_or(1)
+                )),
+                _ => None,
+            }
+        };
+        let mut report = Report {
             schema_version: SCHEMA_VERSION,
             loadkit_version: env!("CARGO_PKG_VERSION").to_owned(),
             run: RunInfo {
@@ -334,10 +420,24 @@ impl Report {
                 succeeded: c.succeeded,
                 failed: c.failed,
                 missed: c.missed,
+                missed_by_reason: MissedByReason {
+                    dropped_at_cap: c.missed_dropped_at_cap,
+                    queued_at_stop: c.missed_queued_at_stop,
+                    skipped_slot: c.missed_skipped_slots,
+                },
+                succeeded_with_content: c.succeeded_with_content,
+                stale_connection_retries: c.stale_connection_retries,
                 cancelled: c.cancelled,
                 queued_late: c.queued_late,
                 overruns: c.overruns,
                 warmup: c.warmup,
+                warmup_outcomes: WarmupOutcomes {
+                    succeeded: c.warmup_succeeded,
+                    failed: c.warmup_failed,
+                    cancelled: c.warmup_cancelled,
+                    missed: c.warmup_missed,
+                    output_tokens: c.warmup_output_tokens,
+                },
             },
             throughput: Throughput {
                 requests_per_s: round3(c.succeeded as f64 / window),
@@ -378,19 +478,21 @@ impl Report {
             generator: Generator {
                 lag_p99_ms: ms_duration(lag_p99),
                 missed: c.missed,
-                limited: s.schedule_lag.count() >= LIMITED_MIN_SAMPLES
-                    && lag_p99 > LIMITED_LAG
-                    && c.queued_late == 0
-                    && c.overruns == 0,
+                limited: limited_reason.is_some(),
+                limited_reason,
                 cpu_s: meta.cpu_s.map(round3),
+                cpu_utilization: cpu_utilization.map(round3),
                 peak_rss_mib: meta
                     .peak_rss_bytes
                     .map(|b| round3(b as f64 / (1024.0 * 1024.0))),
                 content_events: c.content_chunks,
                 bytes: c.bytes,
             },
+            consistency: Consistency::default(),
             sections: Map::new(),
-        }
+        };
+        report.consistency = Consistency::check(&report);
+        report
     }
 
     /// Pretty JSON.

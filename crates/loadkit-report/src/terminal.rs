@@ -71,7 +71,7 @@ pub fn render_summary(report: &Report) -> String {
         t.failed,
         report.success_ratio() * 100.0,
         if t.missed > 0 {
-            format!(" · {} missed at the in-flight cap", t.missed)
+            format!(" · {} never started", t.missed)
         } else {
             String::new()
         },
@@ -81,6 +81,17 @@ pub fn render_summary(report: &Report) -> String {
             String::new()
         },
     );
+    if t.missed > 0 {
+        let _ = writeln!(out, "{}", unsent_line(t));
+    }
+    if t.stale_connection_retries > 0 {
+        let _ = writeln!(
+            out,
+            "Retries     {} sent again on a new connection after the server had closed a reused \
+             keep-alive connection (not failures; latency includes the retry)",
+            t.stale_connection_retries
+        );
+    }
     let tp = &report.throughput;
     let _ = writeln!(
         out,
@@ -93,11 +104,14 @@ pub fn render_summary(report: &Report) -> String {
         "{:<20}{:>10}{:>10}{:>10}{:>10}{:>10}",
         "ms", "p50", "p90", "p95", "p99", "max"
     );
+    let any_success = t.succeeded > 0;
     for (label, name) in ROWS {
         let Some(m) = report.metrics.get(name) else {
             continue;
         };
-        if m.count == 0 {
+        // An empty row is still shown when requests succeeded (TPOT of one-chunk answers is
+        // "–": not measurable, not zero).
+        if m.count == 0 && !any_success {
             continue;
         }
         let _ = writeln!(
@@ -162,18 +176,50 @@ pub fn render_summary(report: &Report) -> String {
     }
     out.push('\n');
     if g.limited {
-        out.push_str(
-            "WARNING     the generator lagged its schedule (lag p99 > 10 ms): latencies include \
-             client-side delay; lower the rate or add shards\n",
+        let _ = writeln!(
+            out,
+            "WARNING     generator-limited: {}; latencies include client-side delay (lower the \
+             rate, or add threads or shards)",
+            g.limited_reason.as_deref().unwrap_or("schedule lag p99 > 10 ms")
+        );
+    }
+    for check in report.consistency.failures() {
+        let _ = writeln!(
+            out,
+            "WARNING     consistency check {} failed: {}",
+            check.name, check.detail
         );
     }
     out
+}
+
+/// One line on the arrivals that never started, with their reasons.
+fn unsent_line(t: &crate::Totals) -> String {
+    let m = &t.missed_by_reason;
+    let mut why = Vec::new();
+    if m.queued_at_stop > 0 {
+        why.push(format!(
+            "{} still queued at the in-flight cap when the run stopped",
+            m.queued_at_stop
+        ));
+    }
+    if m.dropped_at_cap > 0 {
+        why.push(format!("{} dropped at the in-flight cap", m.dropped_at_cap));
+    }
+    if m.skipped_slot > 0 {
+        why.push(format!("{} interval slots skipped by overruns", m.skipped_slot));
+    }
+    format!(
+        "Unsent      {} arrivals never started: {}",
+        t.missed,
+        why.join(", ")
+    )
 }
 
 fn cell(m: &Metric, pick: impl Fn(&Metric) -> Option<f64>) -> String {
     match pick(m) {
         Some(v) if v >= 1000.0 => format!("{v:>10.0}"),
         Some(v) => format!("{v:>10.2}"),
-        None => format!("{:>10}", "-"),
+        None => format!("{:>10}", "–"),
     }
 }

@@ -142,3 +142,122 @@ async fn the_terminal_summary_shows_requests_latencies_and_grouped_errors() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_normal_report_passes_its_own_consistency_checks() {
+    let r = report().await;
+    assert!(r.consistency.passed, "{:#?}", r.consistency);
+    assert!(r.consistency.checks.len() >= 12);
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(json["consistency"]["passed"], true);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_corrupted_report_fails_the_checks_that_see_it() {
+    let r = report().await;
+    let mut json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    json["totals"]["succeeded"] = serde_json::json!(26);
+    json["timeline"][1]["started"] = serde_json::json!(11);
+    json["throughput"]["output_tokens_per_s"] = serde_json::json!(50.0);
+    let corrupted = Report::from_json(&json.to_string()).unwrap();
+    let checked = loadkit_report::Consistency::check(&corrupted);
+    assert!(!checked.passed);
+    let failed: Vec<&str> = checked.failures().map(|c| c.name.as_str()).collect();
+    for name in [
+        "outcomes",
+        "e2e_count",
+        "request_rate",
+        "token_rate",
+        "timeline_started",
+        "timeline_completed",
+    ] {
+        assert!(failed.contains(&name), "{name} not among {failed:?}");
+    }
+    let mut shown = corrupted.clone();
+    shown.consistency = checked;
+    let text = render_summary(&shown);
+    assert!(
+        text.contains("WARNING     consistency check outcomes failed: requests = succeeded + failed + cancelled: 30 ≠ 29"),
+        "{text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_overloaded_run_says_how_many_arrivals_never_started_and_still_adds_up() {
+    let result = Runner::builder(Fake, |ctx: &RequestCtx| ctx.seq)
+        .open_loop(ConstantRate::new(100.0).unwrap())
+        .warmup(Duration::from_secs(1))
+        .duration(Duration::from_secs(3))
+        .max_in_flight(2)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let r = Report::from_run(&result, RunMeta::default());
+    assert!(r.consistency.passed, "{:#?}", r.consistency);
+    let t = &r.totals;
+    assert_eq!(t.missed, t.missed_by_reason.queued_at_stop);
+    assert_eq!(t.requests + t.missed, 300, "{t:?}");
+    assert_eq!(t.warmup + t.warmup_outcomes.missed, 100, "{t:?}");
+    let text = render_summary(&r);
+    let line = text.lines().find(|l| l.starts_with("Unsent")).unwrap();
+    assert!(
+        line.contains(&format!(
+            "{} arrivals never started: {} still queued at the in-flight cap when the run stopped",
+            t.missed, t.missed
+        )),
+        "{line}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_busy_on_every_core_is_marked_generator_limited() {
+    let result = Runner::builder(Fake, |ctx: &RequestCtx| ctx.seq)
+        .open_loop(ConstantRate::new(10.0).unwrap())
+        .duration(Duration::from_secs(3))
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let busy = RunMeta {
+        cpu_s: Some(5.9),
+        client_cores: Some(2),
+        ..RunMeta::default()
+    };
+    let r = Report::from_run(&result, busy);
+    assert!(r.generator.limited);
+    let reason = r.generator.limited_reason.clone().unwrap();
+    assert!(reason.contains("client CPU at 98 % of 2 core(s)"), "{reason}");
+    assert!(render_summary(&r).contains("WARNING     generator-limited: client CPU"));
+    let idle = RunMeta {
+        cpu_s: Some(0.3),
+        client_cores: Some(2),
+        ..RunMeta::default()
+    };
+    assert!(!Report::from_run(&result, idle).generator.limited);
+}
+
+#[tokio::test(start_paused = true)]
+async fn tpot_of_one_chunk_answers_shows_a_dash() {
+    struct OneChunk;
+    impl Client for OneChunk {
+        type Request = u64;
+        async fn call(&self, _: u64, probe: &mut Probe) -> Result<(), RequestError> {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            probe.content(16, 64);
+            Ok(())
+        }
+    }
+    let result = Runner::builder(OneChunk, |ctx: &RequestCtx| ctx.seq)
+        .open_loop(ConstantRate::new(10.0).unwrap())
+        .duration(Duration::from_secs(1))
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let r = Report::from_run(&result, RunMeta::default());
+    assert_eq!(r.metrics["tpot"].count, 0);
+    let text = render_summary(&r);
+    let tpot = text.lines().find(|l| l.starts_with("TPOT")).unwrap();
+    assert!(tpot.contains('–') && !tpot.contains("0.00"), "{tpot}");
+}
