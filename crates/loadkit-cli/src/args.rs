@@ -366,9 +366,16 @@ pub(crate) struct ServeArgs {
     pub(crate) no_usage: bool,
 }
 
+/// The longest duration any flag takes (the engine refuses longer runs too).
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|_| format!("invalid duration '{text}' (use e.g. 500ms, 30s, 2m, 1h)"))
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|_| format!("invalid duration '{text}' (use e.g. 500ms, 30s, 2m, 1h)"))?;
+    if d > MAX_DURATION {
+        return Err(format!("duration '{text}' is longer than 365 days"));
+    }
+    Ok(d)
 }
 
 fn non_negative_f64(text: &str) -> Result<f64, String> {

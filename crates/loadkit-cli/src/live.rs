@@ -1,6 +1,13 @@
 //! The live progress line on stderr, one update per second, as an engine observer.
+//!
+//! The observer runs on the engine's collector task, so it never writes itself: it hands the
+//! rendered line to a writer thread through a one-slot channel and drops the line when the
+//! previous one is still being written. A stalled stderr (a full pipe nobody reads) then costs
+//! skipped updates, never a delayed collector or growing memory.
 
 use std::io::{IsTerminal as _, Write as _};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use loadkit_core::{Control, Event, Observer, Phase};
@@ -9,13 +16,33 @@ use loadkit_core::{Control, Event, Observer, Phase};
 pub(crate) struct LiveLine {
     tty: bool,
     planned: Option<Duration>,
+    lines: Option<SyncSender<String>>,
+    writer: Option<JoinHandle<()>>,
 }
 
 impl LiveLine {
     pub(crate) fn new(planned: Option<Duration>) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        let (lines, rx) = mpsc::sync_channel::<String>(1);
+        let writer = std::thread::Builder::new()
+            .name("loadkit-live".into())
+            .spawn(move || {
+                for line in rx {
+                    let mut err = std::io::stderr().lock();
+                    let _ = if tty {
+                        write!(err, "\r\x1b[2K{line}")
+                    } else {
+                        writeln!(err, "{line}")
+                    };
+                    let _ = err.flush();
+                }
+            })
+            .ok();
         Self {
-            tty: std::io::stderr().is_terminal(),
+            tty,
             planned,
+            lines: writer.is_some().then_some(lines),
+            writer,
         }
     }
 }
@@ -53,19 +80,31 @@ impl Observer for LiveLine {
             ms(live.ttft_p95),
             live.window.as_secs(),
         );
-        let mut err = std::io::stderr().lock();
-        let _ = if self.tty {
-            write!(err, "\r\x1b[2K{line}")
-        } else {
-            writeln!(err, "{line}")
-        };
-        let _ = err.flush();
+        if let Some(lines) = &self.lines {
+            match lines.try_send(line) {
+                // Full: the writer is still busy with an earlier line; this one is skipped.
+                Ok(()) | Err(TrySendError::Full(_)) => {}
+                Err(TrySendError::Disconnected(_)) => self.lines = None,
+            }
+        }
         Control::Continue
     }
 }
 
 impl Drop for LiveLine {
     fn drop(&mut self) {
+        // Let the last line out, waiting at most a second: a stalled stderr leaves the thread
+        // behind instead of hanging the exit.
+        self.lines = None;
+        if let Some(writer) = self.writer.take() {
+            let give_up = std::time::Instant::now() + Duration::from_secs(1);
+            while !writer.is_finished() && std::time::Instant::now() < give_up {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if writer.is_finished() {
+                let _ = writer.join();
+            }
+        }
         if self.tty {
             eprintln!();
         }

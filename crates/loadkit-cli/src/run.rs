@@ -298,6 +298,7 @@ fn meta(args: &RunArgs, target: String, simulator: bool) -> RunMeta {
         settings,
         cpu_s: process::cpu_seconds(),
         peak_rss_bytes: process::peak_rss_bytes(),
+        client_cores: std::thread::available_parallelism().ok().map(|n| n.get()),
     }
 }
 
@@ -316,11 +317,23 @@ fn default_out_dir() -> PathBuf {
     Path::new("loadkit-results").join(format!("{date}-{time}"))
 }
 
+/// Writes `DIR/report.json` atomically: a temporary file in the same directory, flushed, then
+/// renamed over the old one, so a reader (or a kill mid-write) never sees half a report.
 fn write_report(dir: &Path, report: &Report) -> std::io::Result<PathBuf> {
+    use std::io::Write as _;
     std::fs::create_dir_all(dir)?;
     let path = dir.join("report.json");
-    std::fs::write(&path, report.to_json())?;
-    Ok(path)
+    let tmp = dir.join(format!(".report.json.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(report.to_json().as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map(|()| path)
 }
 
 /// Ctrl+C or SIGTERM cancels the run; the report is still written.
@@ -344,8 +357,14 @@ fn watch_signals(cancel: CancellationToken) {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-        eprintln!("\ninterrupted: stopping and writing the report (Ctrl+C again to abort)");
+        eprintln!("\ninterrupted: in-flight requests cancelled, writing the report");
         cancel.cancel();
+        // The run is already stopping and its report is being written: a second Ctrl+C must not
+        // lose it. Only a third one, for a run that cannot stop, exits at once.
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!(
+            "\nstill stopping: the report is being written (Ctrl+C once more to exit without it)"
+        );
         let _ = tokio::signal::ctrl_c().await;
         std::process::exit(i32::from(exit::INTERRUPTED));
     });

@@ -198,7 +198,12 @@ fn bad_flags_give_one_clear_line_and_exit_2() {
         (vec!["run", "--burst-size", "3"], "does not apply"),
         (vec!["run", "--scenario", "nope"], "unknown scenario 'nope'"),
         (vec!["run", "--url", "not a url"], "url"),
-        (vec!["plan", "--duration", "100000h"], "at most 604800 s"),
+        (vec!["plan", "--duration", "1000h"], "at most 604800 s"),
+        (
+            vec!["run", "--duration", "500000000000y"],
+            "longer than 365 days",
+        ),
+        (vec!["run", "--timeout", "400days"], "longer than 365 days"),
     ] {
         let o = loadkit(&args);
         let err = stderr(&o);
@@ -493,6 +498,11 @@ fn run_builtin(name: &str, args: &[&str]) -> (Output, Value) {
     let o = loadkit(&all);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let r = report(&out);
+    assert_eq!(
+        r["consistency"]["passed"], true,
+        "{name}: {:#}",
+        r["consistency"]
+    );
     (o, r)
 }
 
@@ -836,4 +846,93 @@ fn tool_calling_rounds_are_reported() {
     let o = loadkit(&["run", "--requests", "1", "--tools", tools.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("invalid tools"), "{}", stderr(&o));
+}
+
+#[test]
+fn overload_against_the_simulator_accounts_for_all_500_arrivals() {
+    // The reproduction: 100 req/s for 5 s, 4 slots, 360 ms per answer, real clock.
+    let out = tmp("overload");
+    let o = loadkit(&[
+        "run",
+        "--quiet",
+        "--rps",
+        "100",
+        "--max-in-flight",
+        "4",
+        "--duration",
+        "5s",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    let t = &r["totals"];
+    let (requests, missed) = (
+        t["requests"].as_u64().unwrap(),
+        t["missed"].as_u64().unwrap(),
+    );
+    assert_eq!(requests + missed, 500, "{t:#}");
+    assert!((40..=70).contains(&requests), "{t:#}");
+    assert_eq!(t["missed_by_reason"]["queued_at_stop"], missed);
+    assert_eq!(r["generator"]["missed"], missed);
+    let intended: u64 = r["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["intended"].as_u64().unwrap())
+        .sum();
+    assert_eq!(intended, 500);
+    assert_eq!(r["consistency"]["passed"], true, "{:#}", r["consistency"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let unsent = stdout
+        .lines()
+        .find(|l| l.starts_with("Unsent"))
+        .unwrap_or_else(|| panic!("no Unsent line:\n{stdout}"));
+    assert!(
+        unsent.contains(&format!("{missed} arrivals never started")),
+        "{unsent}"
+    );
+    // The report was written through a temporary file that is gone now.
+    let names: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["report.json"]);
+}
+
+#[test]
+fn a_second_interrupt_still_writes_the_report() {
+    let out = tmp("interrupt-twice");
+    let mut child = Command::new(BIN)
+        .args(["run", "--rps", "20", "--duration", "60s", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("req/s")));
+    let signal = || {
+        let sent = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    signal();
+    // The first interrupt is acknowledged before the second is sent.
+    assert!(lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("interrupted")));
+    signal();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    let r = report(&out);
+    assert_eq!(r["run"]["stop_reason"], "signal");
+    assert_eq!(r["consistency"]["passed"], true, "{:#}", r["consistency"]);
 }

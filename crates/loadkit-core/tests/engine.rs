@@ -572,7 +572,11 @@ async fn overload_in_queue_mode_accounts_for_every_arrival() {
         assert_eq!(e.intended, 100, "second {t}: {e:?}");
     }
     // The started ones waited in the queue: their corrected latency shows it.
-    assert!(r.stats.e2e_corrected.max() > S(4), "{:?}", r.stats.e2e_corrected);
+    assert!(
+        r.stats.e2e_corrected.max() > S(4),
+        "{:?}",
+        r.stats.e2e_corrected
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -113,7 +113,12 @@ impl Consistency {
             count("ttft"),
             t.succeeded_with_content,
         );
-        c.equal("e2e_count", "e2e count = successes", count("e2e"), t.succeeded);
+        c.equal(
+            "e2e_count",
+            "e2e count = successes",
+            count("e2e"),
+            t.succeeded,
+        );
         c.equal(
             "e2e_corrected_count",
             "e2e_corrected count = successes",

@@ -176,7 +176,8 @@ pub fn render_summary(report: &Report) -> String {
     }
     out.push('\n');
     if g.limited {
-        let _ = writeln!(
+        let _ =
+            writeln!(
             out,
             "WARNING     generator-limited: {}; latencies include client-side delay (lower the \
              rate, or add threads or shards)",
@@ -207,7 +208,10 @@ fn unsent_line(t: &crate::Totals) -> String {
         why.push(format!("{} dropped at the in-flight cap", m.dropped_at_cap));
     }
     if m.skipped_slot > 0 {
-        why.push(format!("{} interval slots skipped by overruns", m.skipped_slot));
+        why.push(format!(
+            "{} interval slots skipped by overruns",
+            m.skipped_slot
+        ));
     }
     format!(
         "Unsent      {} arrivals never started: {}",

@@ -227,7 +227,10 @@ async fn a_client_busy_on_every_core_is_marked_generator_limited() {
     let r = Report::from_run(&result, busy);
     assert!(r.generator.limited);
     let reason = r.generator.limited_reason.clone().unwrap();
-    assert!(reason.contains("client CPU at 98 % of 2 core(s)"), "{reason}");
+    assert!(
+        reason.contains("client CPU at 98 % of 2 core(s)"),
+        "{reason}"
+    );
     assert!(render_summary(&r).contains("WARNING     generator-limited: client CPU"));
     let idle = RunMeta {
         cpu_s: Some(0.3),
