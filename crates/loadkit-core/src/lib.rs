@@ -43,11 +43,12 @@
 //!
 //! - Clients never compute latencies: they mark milestones on the [`Probe`]; the engine stamps the
 //!   times with `tokio::time::Instant`, so tests run on tokio's paused clock.
-//! - Nothing on the per-chunk path takes a lock or allocates: the probe keeps a small fixed buffer
-//!   of inter-chunk gaps and hands it to the collector in batches.
+//! - Nothing on the per-chunk path takes a lock or sends a message: the probe keeps a request's
+//!   inter-chunk gaps by histogram bucket (allocating only when a new bucket appears) and hands
+//!   them over with the finished record, so they land in `itl` or `itl_failed` by outcome.
 //! - No per-request sample vectors: everything aggregates into histograms and counters.
-//! - An arrival the schedule wanted but could not start is counted (missed or queued-late), never
-//!   silently dropped.
+//! - Every arrival the schedule produced before the run stopped is started or counted as missed
+//!   with its reason ([`MissReason`]), never silently dropped.
 //! - The library never prints, exits, reads the environment or installs signal handlers: pass a
 //!   [`CancellationToken`] to stop a run.
 
