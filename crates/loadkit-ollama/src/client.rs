@@ -389,6 +389,8 @@ impl OllamaClient {
             lines.push(&bytes);
             while let Some(line) = lines.next_line()? {
                 if parse::line(line, self.finals, probe)? {
+                    // The request ends at the done line; draining for reuse is off the clock.
+                    probe.mark_end();
                     let _ = tokio::time::timeout(DRAIN_GRACE, async {
                         while let Ok(Some(_)) = body.chunk(probe).await {}
                     })

@@ -342,6 +342,8 @@ impl OpenAiClient {
                 parser.event(&event, probe)?;
             }
             if parser.is_done() {
+                // The request ends at the end marker; draining for reuse is off the clock.
+                probe.mark_end();
                 // Read the end of the body so the connection goes back to the pool.
                 let _ = tokio::time::timeout(DRAIN_GRACE, async {
                     while let Ok(Some(_)) = body.chunk(probe).await {}

@@ -57,4 +57,4 @@ mod tools;
 
 pub use client::{OpenAiClient, OpenAiRequest};
 pub use config::{ConfigError, Endpoint, OpenAiConfig};
-pub use tools::{ToolReport, ToolStats, MAX_TOOL_ROUNDS, ROUND_METRICS};
+pub use tools::{ToolReport, ToolStats, MAX_TOOL_CALLS, MAX_TOOL_ROUNDS, ROUND_METRICS};

@@ -20,6 +20,9 @@ use crate::parse::{error_body_message, Sink, StreamParser};
 /// named-metric slots).
 pub const MAX_TOOL_ROUNDS: u32 = 7;
 
+/// The most tool calls one round may carry; a streamed `index` at or past it is a protocol error.
+pub const MAX_TOOL_CALLS: usize = 128;
+
 /// The names of the per-round latency metrics: `ROUND_METRICS[k]` is request `k + 1` of a
 /// conversation.
 pub const ROUND_METRICS: [&str; 8] = [
@@ -157,12 +160,12 @@ struct Call {
 
 /// Adds the tool-call fragments of one chunk (only chunks that mention `tool_calls` are
 /// parsed a second time, so plain content chunks pay nothing).
-fn collect_calls(data: &[u8], calls: &mut Vec<Call>) {
+fn collect_calls(data: &[u8], calls: &mut Vec<Call>) -> Result<(), RequestError> {
     if !data.windows(12).any(|w| w == b"\"tool_calls\"") {
-        return;
+        return Ok(());
     }
     let Ok(chunk) = serde_json::from_slice::<ToolChunk>(data) else {
-        return;
+        return Ok(());
     };
     let deltas = chunk
         .choices
@@ -173,6 +176,12 @@ fn collect_calls(data: &[u8], calls: &mut Vec<Call>) {
         .unwrap_or_default();
     for delta in deltas {
         let i = delta.index.unwrap_or(calls.len().saturating_sub(1));
+        if i >= MAX_TOOL_CALLS {
+            // A hostile index would otherwise size the vector to it (terabytes: an abort).
+            return Err(RequestError::protocol(format!(
+                "tool call index {i} exceeds the limit of {MAX_TOOL_CALLS} calls per round"
+            )));
+        }
         if calls.len() <= i {
             calls.resize_with(i + 1, Call::default);
         }
@@ -189,6 +198,7 @@ fn collect_calls(data: &[u8], calls: &mut Vec<Call>) {
             }
         }
     }
+    Ok(())
 }
 
 /// The deterministic fake result of call `k` of round `round`.
@@ -291,13 +301,15 @@ impl OpenAiClient {
             sse.push(&bytes);
             while let Some(event) = sse.next_event()? {
                 parser.event(&event, &mut sink)?;
-                collect_calls(event.data, &mut calls);
+                collect_calls(event.data, &mut calls)?;
             }
             if parser.is_done() {
                 break;
             }
         }
         if parser.is_done() {
+            // The round ends at its end marker; draining for reuse is off the clock.
+            sink.probe.mark_end();
             // Read the end of the body so the connection goes back to the pool.
             let _ = tokio::time::timeout(Duration::from_millis(100), async {
                 while let Ok(Some(_)) = body.chunk(sink.probe).await {}
@@ -306,7 +318,7 @@ impl OpenAiClient {
         } else {
             if let Some(event) = sse.finish() {
                 parser.event(&event, &mut sink)?;
-                collect_calls(event.data, &mut calls);
+                collect_calls(event.data, &mut calls)?;
             }
             parser.end()?;
         }
@@ -319,6 +331,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_hostile_tool_call_index_is_a_protocol_error_not_an_abort() {
+        let mut calls = Vec::new();
+        let hostile = r#"{"choices":[{"delta":{"tool_calls":[{"index":999999999999,"function":{"name":"x"}}]}}]}"#;
+        let e = collect_calls(hostile.as_bytes(), &mut calls).unwrap_err();
+        assert_eq!(e.kind, loadkit_core::metrics::ErrorKind::Protocol);
+        assert!(
+            e.message
+                .contains("index 999999999999 exceeds the limit of 128"),
+            "{e}"
+        );
+        assert!(calls.is_empty());
+        let last =
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":127,"function":{"name":"x"}}]}}]}"#;
+        collect_calls(last.as_bytes(), &mut calls).unwrap();
+        assert_eq!(calls.len(), 128);
+    }
+
+    #[test]
     fn tool_calls_are_assembled_from_fragments() {
         let mut calls = Vec::new();
         for data in [
@@ -327,7 +357,7 @@ mod tests {
             r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\": 1}"}}]}}]}"#,
             r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
         ] {
-            collect_calls(data.as_bytes(), &mut calls);
+            collect_calls(data.as_bytes(), &mut calls).unwrap();
         }
         assert_eq!(calls.len(), 1);
         assert_eq!(

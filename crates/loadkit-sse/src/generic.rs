@@ -196,6 +196,8 @@ impl SseClient {
             }
         }
         if ended {
+            // The request ends at the end marker; draining for reuse is off the clock.
+            probe.mark_end();
             let _ = tokio::time::timeout(DRAIN_GRACE, async {
                 while let Ok(Some(_)) = body.chunk(probe).await {}
             })

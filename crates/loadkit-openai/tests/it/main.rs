@@ -3,6 +3,7 @@
 //! of real servers.
 
 mod errors;
+mod linger;
 mod samples;
 mod support;
 mod timing;
