@@ -17,13 +17,27 @@ pub fn bucket_key(value: u64) -> u64 {
 }
 
 /// Values grouped by their [`Histogram`] bucket: memory grows with the number of distinct
-/// buckets a request's values fall into (a stream's gaps cluster in a few dozen), not with the
-/// number of values, and adding it to a `Histogram` is exact.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// buckets a request's values fall into (a paced stream's gaps cluster in a few dozen), not with
+/// the number of values, and adding it to a `Histogram` is exact.
+///
+/// An open-addressing hash table (bucket key → count), so recording a value is O(1) with no
+/// memory moved, whatever the order of the values; it allocates only when the table grows.
+#[derive(Debug, Clone, Default)]
 pub struct SparseHistogram {
-    /// (bucket key, count), sorted by key.
-    buckets: Vec<(u64, u64)>,
+    /// (bucket key, count); key 0 marks an empty slot (keys are at least 1). Empty or a power
+    /// of two long.
+    slots: Vec<(u64, u64)>,
+    /// Occupied slots.
+    len: usize,
     count: u64,
+}
+
+/// Slots of a table's first allocation.
+const FIRST_CAPACITY: usize = 16;
+
+#[inline]
+fn slot_of(key: u64, mask: usize) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & mask
 }
 
 impl SparseHistogram {
@@ -32,9 +46,38 @@ impl SparseHistogram {
     pub fn record_value(&mut self, value: u64) {
         let key = bucket_key(value);
         self.count += 1;
-        match self.buckets.binary_search_by_key(&key, |&(k, _)| k) {
-            Ok(i) => self.buckets[i].1 += 1,
-            Err(i) => self.buckets.insert(i, (key, 1)),
+        // Keep the table at most three quarters full.
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = slot_of(key, mask);
+        loop {
+            let slot = &mut self.slots[i];
+            if slot.0 == key {
+                slot.1 += 1;
+                return;
+            }
+            if slot.0 == 0 {
+                *slot = (key, 1);
+                self.len += 1;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let capacity = (self.slots.len() * 2).max(FIRST_CAPACITY);
+        let old = std::mem::replace(&mut self.slots, vec![(0, 0); capacity]);
+        let mask = capacity - 1;
+        for (key, n) in old.into_iter().filter(|&(k, _)| k != 0) {
+            let mut i = slot_of(key, mask);
+            while self.slots[i].0 != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = (key, n);
         }
     }
 
@@ -50,16 +93,34 @@ impl SparseHistogram {
 
     /// Distinct buckets held (what the memory grows with).
     pub fn buckets(&self) -> usize {
-        self.buckets.len()
+        self.len
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.slots.iter().copied().filter(|&(k, _)| k != 0)
     }
 
     /// Adds every value into `histogram`, exactly as recording them one by one would.
     pub fn add_to(&self, histogram: &mut Histogram) {
-        for &(key, n) in &self.buckets {
+        for (key, n) in self.entries() {
             histogram.record_value_n(key, n);
         }
     }
 }
+
+impl PartialEq for SparseHistogram {
+    /// The same values by bucket, whatever the table's layout.
+    fn eq(&self, other: &Self) -> bool {
+        let sorted = |h: &Self| {
+            let mut e: Vec<_> = h.entries().collect();
+            e.sort_unstable();
+            e
+        };
+        self.count == other.count && sorted(self) == sorted(other)
+    }
+}
+
+impl Eq for SparseHistogram {}
 
 #[cfg(test)]
 mod tests {
@@ -100,5 +161,16 @@ mod tests {
         }
         assert_eq!(sparse.count(), 10_000);
         assert!(sparse.buckets() <= 64, "{} buckets", sparse.buckets());
+    }
+
+    #[test]
+    fn equality_ignores_the_order_values_came_in() {
+        let (mut a, mut b) = (SparseHistogram::default(), SparseHistogram::default());
+        let values: Vec<u64> = (0..500u64).map(|i| i * 7919 % 100_003).collect();
+        values.iter().for_each(|&v| a.record_value(v));
+        values.iter().rev().for_each(|&v| b.record_value(v));
+        assert_eq!(a, b);
+        b.record_value(1);
+        assert_ne!(a, b);
     }
 }
