@@ -85,7 +85,7 @@ impl RequestError {
 
     /// An HTTP status error; `body` is cut to a short single-line snippet.
     pub fn http_status(status: u16, body: &str) -> Self {
-        let snippet = snippet(body, 160);
+        let snippet = one_line(body);
         let message = if snippet.is_empty() {
             format!("HTTP {status}")
         } else {
@@ -143,9 +143,22 @@ impl fmt::Display for RequestError {
 
 impl std::error::Error for RequestError {}
 
-/// One line of at most `max` bytes (cut on a char boundary), whitespace collapsed.
-fn snippet(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max));
+/// Most bytes [`one_line`] keeps before cutting.
+pub const ONE_LINE_MAX: usize = 200;
+
+/// `text` on one short line, as error messages are shown and grouped: runs of whitespace become
+/// one space, and past [`ONE_LINE_MAX`] bytes it is cut (on a char boundary) and ends in `...`.
+/// The one squeezer every client's message goes through.
+///
+/// ```
+/// use loadkit_core::one_line;
+///
+/// assert_eq!(one_line("model  \"x\"\n not found"), "model \"x\" not found");
+/// assert_eq!(one_line(&"ab ".repeat(100)).len(), 203);
+/// ```
+pub fn one_line(text: &str) -> String {
+    let max = ONE_LINE_MAX;
+    let mut out = String::with_capacity(text.len().min(max + 3));
     for word in text.split_whitespace() {
         if !out.is_empty() {
             out.push(' ');
@@ -227,7 +240,8 @@ mod tests {
         assert_eq!(e.message, "HTTP 503: Too many concurrent requests");
         assert_eq!(e.kind, ErrorKind::HttpStatus(503));
         let long = RequestError::http_status(500, &"x ".repeat(500));
-        assert!(long.message.len() < 180, "{}", long.message);
+        assert!(long.message.len() <= "HTTP 500: ".len() + ONE_LINE_MAX + 3);
+        assert!(long.message.ends_with("..."), "{}", long.message);
         assert_eq!(RequestError::http_status(404, "").message, "HTTP 404");
     }
 

@@ -61,7 +61,9 @@ mod runner;
 mod stats;
 mod timing;
 
-pub use client::{client_fn, Client, FnClient, RequestCtx, RequestError, Source};
+pub use client::{
+    client_fn, one_line, Client, FnClient, RequestCtx, RequestError, Source, ONE_LINE_MAX,
+};
 pub use event::{Control, Event, LiveStats, MissReason, Observer, Phase, RequestRecord};
 pub use probe::{Probe, Stamp};
 pub use runner::{ConfigError, Runner, RunnerBuilder, Saturation, StopReason};

@@ -12,10 +12,7 @@ use loadkit_core::{Client, Probe, RequestError};
 use loadkit_sse::{HttpClient, HttpConfig, NdjsonDecoder, ResponseBody};
 use serde::Serialize;
 
-use crate::parse::{self, error_message, Finals};
-
-/// After the `done` line, how long to wait for the end of the body so the connection is reused.
-const DRAIN_GRACE: Duration = Duration::from_millis(100);
+use crate::parse::{self, Finals};
 
 /// Which Ollama endpoint to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -391,10 +388,7 @@ impl OllamaClient {
                 if parse::line(line, self.finals, probe)? {
                     // The request ends at the done line; draining for reuse is off the clock.
                     probe.mark_end();
-                    let _ = tokio::time::timeout(DRAIN_GRACE, async {
-                        while let Ok(Some(_)) = body.chunk(probe).await {}
-                    })
-                    .await;
+                    body.finish().await;
                     return Ok(());
                 }
             }
@@ -420,14 +414,7 @@ impl Client for OllamaClient {
         *http.headers_mut() = self.headers.clone();
         let response = self.http.send(http, probe).await?;
         if !response.status.is_success() {
-            let status = response.status.as_u16();
-            let text = response.body.collect_prefix(64 * 1024, probe).await;
-            let message = if text.trim_ascii().is_empty() {
-                String::new()
-            } else {
-                error_message(&text)
-            };
-            return Err(RequestError::http_status(status, &message));
+            return Err(response.error(probe).await);
         }
         if !self.stream {
             let text = response.body.collect(self.max_body_size, probe).await?;

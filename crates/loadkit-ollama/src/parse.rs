@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use loadkit_core::{Probe, RequestError};
-use loadkit_sse::message::{json_error, one_line, DataErrors};
+use loadkit_sse::message::{error_body_message, json_error, DataErrors};
 use loadkit_sse::TextLen;
 use serde::Deserialize;
 
@@ -64,25 +64,6 @@ impl Line {
     }
 }
 
-/// The message of an `{"error": ...}` line or body, as one short line.
-pub(crate) fn error_message(body: &[u8]) -> String {
-    let text = match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(v) => match v.get("error") {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(e) => e
-                .get("message")
-                .and_then(serde_json::Value::as_str)
-                .map_or_else(|| e.to_string(), str::to_owned),
-            None => v
-                .get("detail")
-                .and_then(serde_json::Value::as_str)
-                .map_or_else(|| String::from_utf8_lossy(body).into_owned(), str::to_owned),
-        },
-        Err(_) => String::from_utf8_lossy(body).into_owned(),
-    };
-    one_line(&text)
-}
-
 /// What the stream parser does with the server's final statistics.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Finals {
@@ -119,7 +100,7 @@ pub(crate) fn line(line: &[u8], finals: Finals, probe: &mut Probe) -> Result<boo
     let parsed: Line = serde_json::from_slice(line)
         .map_err(|e| json_error("malformed line", &e, DataErrors::Fixed))?;
     if parsed.error.as_ref().is_some_and(|e| !e.is_null()) {
-        return Err(RequestError::server(error_message(line)));
+        return Err(RequestError::server(error_body_message(line)));
     }
     let (text, thinking) = parsed.lens();
     if thinking > 0 {
@@ -138,7 +119,7 @@ pub(crate) fn whole(body: &[u8], finals: Finals, probe: &mut Probe) -> Result<()
     let parsed: Line = serde_json::from_slice(body)
         .map_err(|e| json_error("malformed response", &e, DataErrors::Fixed))?;
     if parsed.error.as_ref().is_some_and(|e| !e.is_null()) {
-        return Err(RequestError::server(error_message(body)));
+        return Err(RequestError::server(error_body_message(body)));
     }
     let (text, thinking) = parsed.lens();
     let units = parsed
@@ -160,12 +141,15 @@ mod tests {
     #[test]
     fn error_messages() {
         assert_eq!(
-            error_message(br#"{"error":"model \"x\" not found, try pulling it first"}"#),
+            error_body_message(br#"{"error":"model \"x\" not found, try pulling it first"}"#),
             "model \"x\" not found, try pulling it first"
         );
-        assert_eq!(error_message(b"plain\n text"), "plain text");
-        assert_eq!(error_message(br#"{"error":{"message":"m"}}"#), "m");
-        assert_eq!(error_message(br#"{"detail":"Not Found"}"#), "Not Found");
+        assert_eq!(error_body_message(b"plain\n text"), "plain text");
+        assert_eq!(error_body_message(br#"{"error":{"message":"m"}}"#), "m");
+        assert_eq!(
+            error_body_message(br#"{"detail":"Not Found"}"#),
+            "Not Found"
+        );
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderName, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -14,15 +13,8 @@ use loadkit_sse::{HttpClient, ResponseBody, SseDecoder};
 use serde::Serialize;
 
 use crate::config::{ConfigError, Endpoint, OpenAiConfig};
-use crate::parse::{error_body_message, full_response, StreamParser};
+use crate::parse::{full_response, StreamParser};
 use crate::tools::{ToolStats, Tools};
-
-/// How much of an error body is read for its message.
-const ERROR_BODY_LIMIT: usize = 64 * 1024;
-
-/// After `data: [DONE]`, how long to wait for the end of the body so the connection can be
-/// reused. Servers end the body together with `[DONE]`; one that does not loses the connection.
-const DRAIN_GRACE: Duration = Duration::from_millis(100);
 
 /// One request: an optional system prompt and the user prompt (the shared
 /// [`ChatPrompt`](loadkit_core::prompt::ChatPrompt)).
@@ -344,11 +336,7 @@ impl OpenAiClient {
             if parser.is_done() {
                 // The request ends at the end marker; draining for reuse is off the clock.
                 probe.mark_end();
-                // Read the end of the body so the connection goes back to the pool.
-                let _ = tokio::time::timeout(DRAIN_GRACE, async {
-                    while let Ok(Some(_)) = body.chunk(probe).await {}
-                })
-                .await;
+                body.finish().await;
                 return Ok(());
             }
         }
@@ -370,32 +358,21 @@ impl Client for OpenAiClient {
         drop(request);
         let response = self.http.send(self.http_request(body), probe).await?;
         if !response.status.is_success() {
-            let status = response.status.as_u16();
-            let text = response.body.collect_prefix(ERROR_BODY_LIMIT, probe).await;
-            return Err(RequestError::http_status(
-                status,
-                &error_body_message(&text),
-            ));
+            return Err(response.error(probe).await);
         }
         if !self.stream {
             let text = response.body.collect(self.max_body_size, probe).await?;
             return full_response(&text, probe);
         }
-        if !response.is_event_stream() {
-            let got = response
-                .media_type()
-                .unwrap_or("no content type")
-                .to_ascii_lowercase();
-            return Err(RequestError::protocol(format!(
-                "expected text/event-stream, got {got}"
-            )));
-        }
+        response.expect_event_stream()?;
         self.read_stream(response.body, probe).await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn client(endpoint: Endpoint) -> OpenAiClient {

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use loadkit_core::{Probe, RequestError};
-use loadkit_sse::message::{json_error, one_line, DataErrors};
+use loadkit_sse::message::{error_body_message, json_error, server_message, DataErrors};
 use loadkit_sse::{SseEvent, TextLen};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -182,26 +182,6 @@ fn first_choice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Choice>, D::Er
     d.deserialize_any(V)
 }
 
-/// The message of an error body: `error.message`, `error` (a string), `message` or `detail`,
-/// else the body text itself.
-pub(crate) fn error_body_message(body: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct Body<'a> {
-        #[serde(borrow)]
-        error: Option<ErrorField<'a>>,
-        #[serde(borrow)]
-        message: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        detail: Option<Cow<'a, str>>,
-    }
-    if let Ok(b) = serde_json::from_slice::<Body<'_>>(body) {
-        if let Some(m) = b.error.and_then(|e| e.0).or(b.message).or(b.detail) {
-            return m.into_owned();
-        }
-    }
-    String::from_utf8_lossy(body).into_owned()
-}
-
 /// Marks the content of one choice; `true` if it carried a `finish_reason`.
 fn mark_choice<S: Sink>(choice: &Choice, sink: &mut S) -> bool {
     let (text, reasoning) = choice.delta.map_or((0, 0), |m| m.lens());
@@ -251,8 +231,7 @@ impl StreamParser {
         match event.event {
             None | Some(b"message") => {}
             Some(b"error") => {
-                let message = error_body_message(event.data);
-                return Err(RequestError::server(one_line(&message)));
+                return Err(RequestError::server(error_body_message(event.data)));
             }
             // Named keepalive events carry nothing.
             Some(b"ping" | b"keepalive" | b"heartbeat") => return Ok(()),
@@ -269,7 +248,7 @@ impl StreamParser {
         let chunk: Chunk<'_> = serde_json::from_slice(data)
             .map_err(|e| json_error("malformed chunk", &e, DataErrors::Fixed))?;
         if let Some(error) = chunk.error {
-            return Err(RequestError::server(one_line(
+            return Err(RequestError::server(server_message(
                 error.0.as_deref().unwrap_or(""),
             )));
         }
@@ -296,7 +275,7 @@ pub(crate) fn full_response<S: Sink>(body: &[u8], sink: &mut S) -> Result<(), Re
     let chunk: Chunk<'_> = serde_json::from_slice(body)
         .map_err(|e| json_error("malformed response", &e, DataErrors::Fixed))?;
     if let Some(error) = chunk.error {
-        return Err(RequestError::server(one_line(
+        return Err(RequestError::server(server_message(
             error.0.as_deref().unwrap_or(""),
         )));
     }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::client::{OpenAiClient, OpenAiRequest};
-use crate::parse::{error_body_message, Sink, StreamParser};
+use crate::parse::{Sink, StreamParser};
 
 /// The most tool rounds a conversation may have (its requests then fill the probe's eight
 /// named-metric slots).
@@ -281,12 +281,7 @@ impl OpenAiClient {
     ) -> Result<(Vec<Call>, (Option<u64>, Option<u64>)), RequestError> {
         let response = self.http.send(self.http_request(body), probe).await?;
         if !response.status.is_success() {
-            let status = response.status.as_u16();
-            let text = response.body.collect_prefix(64 * 1024, probe).await;
-            return Err(RequestError::http_status(
-                status,
-                &error_body_message(&text),
-            ));
+            return Err(response.error(probe).await);
         }
         let mut body = response.body;
         let mut sse = SseDecoder::new(self.max_event_size);
@@ -310,11 +305,7 @@ impl OpenAiClient {
         if parser.is_done() {
             // The round ends at its end marker; draining for reuse is off the clock.
             sink.probe.mark_end();
-            // Read the end of the body so the connection goes back to the pool.
-            let _ = tokio::time::timeout(Duration::from_millis(100), async {
-                while let Ok(Some(_)) = body.chunk(sink.probe).await {}
-            })
-            .await;
+            body.finish().await;
         } else {
             if let Some(event) = sse.finish() {
                 parser.event(&event, &mut sink)?;

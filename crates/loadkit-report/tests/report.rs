@@ -92,7 +92,8 @@ async fn the_json_report_follows_the_schema() {
         assert!(m["hdr"].as_str().unwrap().len() > 10, "{name}");
     }
     let ttft = json["metrics"]["ttft"]["p50"].as_f64().unwrap();
-    assert!((ttft - 50.0).abs() < 2.0, "{ttft}");
+    // Never early; a busy 2-core machine running client and server adds up to 10 ms (another build or benchmark running beside the tests).
+    assert!((49.5..=60.0).contains(&ttft), "{ttft}");
     let itl = json["metrics"]["itl"]["p50"].as_f64().unwrap();
     assert!((itl - 10.0).abs() < 1.0, "{itl}");
     assert_eq!(json["errors"][0]["class"], "http_status");

@@ -7,7 +7,7 @@ use std::io;
 use loadkit_core::metrics::{ErrorKind, TimeoutPhase};
 use loadkit_core::RequestError;
 
-use crate::connect::TcpConnectError;
+use crate::connect::{Served, TcpConnectError};
 use crate::HttpConfig;
 
 /// Every error in `err`'s chain, including the errors wrapped *inside* `io::Error`s (whose
@@ -91,6 +91,11 @@ pub(crate) fn request_error(
     if err.is_connect() {
         return connect_error(err, config);
     }
+    head_error(err)
+}
+
+/// A failure after the request went out on an open connection, before its response head.
+pub(crate) fn head_error(err: &(dyn StdError + 'static)) -> RequestError {
     let chain = chain(err);
     if let Some(h) = find::<hyper::Error>(&chain) {
         if h.is_parse() || h.is_parse_status() {
@@ -110,6 +115,33 @@ pub(crate) fn request_error(
         Some(kind) => RequestError::truncated(format!("request failed: {kind}")),
         None => RequestError::truncated(format!("request failed: {err}")),
     }
+}
+
+/// `true` when `err` is what a server's close of an idle keep-alive connection looks like to
+/// a request sent on it: the connection was *reused* (it had delivered a response before) and
+/// it closed or reset before any byte of this response arrived. A malformed head, a connect
+/// failure or a failure on a new connection is not.
+pub(crate) fn is_stale_connection(err: &hyper_util::client::legacy::Error) -> bool {
+    if err.is_connect() {
+        return false;
+    }
+    let reused = err
+        .connect_info()
+        .and_then(Served::of)
+        .is_some_and(|served| served.was_reused());
+    if !reused {
+        return false;
+    }
+    let chain = chain(err);
+    if let Some(h) = find::<hyper::Error>(&chain) {
+        if h.is_parse() || h.is_parse_status() || h.is_timeout() {
+            return false;
+        }
+        if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+            return true;
+        }
+    }
+    matches!(io_kind(&chain), Some(kind) if is_reset(kind) || kind == io::ErrorKind::UnexpectedEof)
 }
 
 /// A failure while reading the response body.

@@ -2,18 +2,12 @@
 //! `EventSourceResponse`, a custom gateway, ...): what a chunk is, where the stream ends, and
 //! which responses count as a success are all configured.
 
-use std::time::Duration;
-
 use loadkit_core::{Client, Probe, RequestError};
 
-use crate::message::{json_error, DataErrors};
+use crate::message::{error_body_message, json_error, server_message, DataErrors};
 use crate::pointer::{Found, JsonPointer};
-use crate::spec::{error_text, Prepared, RequestSpec, SpecError, TemplateRequest};
+use crate::spec::{Prepared, RequestSpec, SpecError, TemplateRequest};
 use crate::{HttpClient, HttpConfig, ResponseBody, SseDecoder, SseEvent};
-
-/// After the end marker, how long to wait for the end of the body so the connection can be
-/// reused.
-const DRAIN_GRACE: Duration = Duration::from_millis(100);
 
 /// Where a stream ends.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -139,7 +133,7 @@ impl SseClient {
         match (&self.end, event.event) {
             (EndMarker::Event(name), Some(kind)) if kind == name.as_bytes() => return Ok(true),
             (_, Some(b"error")) => {
-                return Err(RequestError::server(error_text(event.data)));
+                return Err(RequestError::server(error_body_message(event.data)));
             }
             _ => {}
         }
@@ -175,8 +169,8 @@ impl SseClient {
             Found::Text(n) => probe.content(1, n),
             Found::Other => probe.content(1, 0),
             Found::Error(message) => {
-                return Err(RequestError::server(error_text(
-                    message.as_deref().unwrap_or("").as_bytes(),
+                return Err(RequestError::server(server_message(
+                    message.as_deref().unwrap_or(""),
                 )))
             }
         }
@@ -198,10 +192,7 @@ impl SseClient {
         if ended {
             // The request ends at the end marker; draining for reuse is off the clock.
             probe.mark_end();
-            let _ = tokio::time::timeout(DRAIN_GRACE, async {
-                while let Ok(Some(_)) = body.chunk(probe).await {}
-            })
-            .await;
+            body.finish().await;
         } else {
             if let Some(event) = sse.finish() {
                 ended = self.event(&event, probe)?;
@@ -238,23 +229,9 @@ impl Client for SseClient {
         let response = self.http.send(http, probe).await?;
         let status = response.status.as_u16();
         if !self.prepared.success_status.accepts(status) {
-            let text = response.body.collect_prefix(64 * 1024, probe).await;
-            let message = if text.trim_ascii().is_empty() {
-                String::new()
-            } else {
-                error_text(&text)
-            };
-            return Err(RequestError::http_status(status, &message));
+            return Err(response.error(probe).await);
         }
-        if !response.is_event_stream() {
-            let got = response
-                .media_type()
-                .unwrap_or("no content type")
-                .to_ascii_lowercase();
-            return Err(RequestError::protocol(format!(
-                "expected text/event-stream, got {got}"
-            )));
-        }
+        response.expect_event_stream()?;
         self.read(response.body, probe).await
     }
 }

@@ -1,5 +1,11 @@
 //! `HttpClient`: pooled HTTP/1.1 (and HTTPS) requests with connect, first-byte and idle
-//! timeouts, whose failures are classified into loadkit's error taxonomy.
+//! timeouts, whose failures are classified into loadkit's error taxonomy; a request that a
+//! server's idle close made fail on a reused connection is retried once on a new one.
+//!
+//! The end of a response is one mechanism for every protocol client: [`ResponseBody::finish`]
+//! once the protocol's end marker arrived (the rest is drained off the clock so the connection
+//! is reused), [`Response::error`] for a non-success status (a bounded prefix of the body read
+//! into a one-line message).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,9 +13,9 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_TYPE, USER_AGENT};
+use http::header::{CONTENT_TYPE, HOST, USER_AGENT};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Body as _, Frame, Incoming};
 use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -19,8 +25,16 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service as _;
 
 use crate::classify;
-use crate::connect::{connector, Connector};
+use crate::connect::{connector, Connector, Served};
 use crate::frame::DEFAULT_MAX_EVENT_SIZE;
+use crate::message::error_body_message;
+
+/// Most bytes of an error response's body read for its message ([`Response::error`]).
+pub const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// Longest time [`ResponseBody::finish`] keeps reading the rest of a finished response (in the
+/// background) so its connection can be reused; past it the connection is dropped.
+pub const DRAIN_GRACE: Duration = Duration::from_millis(100);
 
 /// Timeouts, pooling and size limits of an [`HttpClient`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,24 +201,44 @@ impl HttpClient {
     ///
     /// Marks the first byte on `probe` when the head arrives; the returned body marks the bytes
     /// it reads. A non-success status is *not* an error here: the caller reads the error body.
+    ///
+    /// HTTP/1.1 lets a server close an idle keep-alive connection at any time, and one that
+    /// does so right after a response (as llama.cpp's `llama-server` does) races the pool: the
+    /// next request goes out on a connection the server is closing. A request that fails on a
+    /// *reused* connection before any byte of its response arrived is therefore sent once more
+    /// on a new connection, within the same first-byte deadline, and counted with
+    /// [`Probe::stale_connection_retry`]; its timings still run from its original intended and
+    /// send times. The same failure on a new connection is the server's and is returned.
     pub async fn send(
         &self,
         request: http::Request<Bytes>,
         probe: &mut Probe,
     ) -> Result<Response, RequestError> {
-        let mut request = request.map(Full::new);
+        let (mut parts, body) = request.into_parts();
         if let Some(ua) = &self.user_agent {
-            request
-                .headers_mut()
+            parts
+                .headers
                 .entry(USER_AGENT)
                 .or_insert_with(|| ua.clone());
         }
         let timeout = self.config.first_byte_timeout;
-        let response = match tokio::time::timeout(timeout, self.client.request(request)).await {
+        let deadline = Instant::now() + timeout;
+        let first = http::Request::from_parts(parts.clone(), Full::new(body.clone()));
+        let response = match tokio::time::timeout_at(deadline, self.client.request(first)).await {
             Err(_) => return Err(RequestError::timeout(TimeoutPhase::FirstByte, timeout)),
-            Ok(Err(e)) => return Err(classify::request_error(&e, &self.config)),
             Ok(Ok(response)) => response,
+            Ok(Err(e)) if classify::is_stale_connection(&e) => {
+                probe.stale_connection_retry();
+                match tokio::time::timeout_at(deadline, self.send_fresh(parts, body)).await {
+                    Err(_) => return Err(RequestError::timeout(TimeoutPhase::FirstByte, timeout)),
+                    Ok(result) => result?,
+                }
+            }
+            Ok(Err(e)) => return Err(classify::request_error(&e, &self.config)),
         };
+        if let Some(served) = response.extensions().get::<Served>() {
+            served.add();
+        }
         probe.mark_first_byte();
         let (parts, incoming) = response.into_parts();
         Ok(Response {
@@ -212,6 +246,50 @@ impl HttpClient {
             headers: parts.headers,
             body: ResponseBody::new(incoming, self.config.idle_timeout),
         })
+    }
+
+    /// Sends a request on a connection of its own, opened for it and closed after its
+    /// response (never taken from or given to the pool).
+    async fn send_fresh(
+        &self,
+        mut parts: http::request::Parts,
+        body: Bytes,
+    ) -> Result<hyper::Response<Incoming>, RequestError> {
+        let connect_error = |e: Box<dyn std::error::Error + Send + Sync>| {
+            classify::connect_error(&*e, &self.config)
+        };
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(connect_error)?;
+        let io = connector
+            .call(parts.uri.clone())
+            .await
+            .map_err(connect_error)?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| classify::head_error(&e))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        // What the pooled client does to a request: a Host header and an origin-form target.
+        if let Some(authority) = parts.uri.authority() {
+            let host = authority.as_str().rsplit('@').next().unwrap_or_default();
+            if let Ok(value) = HeaderValue::from_str(host) {
+                parts.headers.entry(HOST).or_insert(value);
+            }
+        }
+        let target = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse()
+            .unwrap_or_else(|_| Uri::from_static("/"));
+        parts.uri = target;
+        sender
+            .send_request(http::Request::from_parts(parts, Full::new(body)))
+            .await
+            .map_err(|e| classify::head_error(&e))
     }
 
     /// Opens (and closes) one connection to `uri`'s host: TCP, plus the TLS handshake for
@@ -270,6 +348,34 @@ impl Response {
     pub fn is_event_stream(&self) -> bool {
         self.media_type()
             .is_some_and(|m| m.eq_ignore_ascii_case("text/event-stream"))
+    }
+
+    /// The `http_status` error of a response whose status the protocol does not accept, with
+    /// the server's message read from at most [`ERROR_BODY_LIMIT`] bytes of the body (see
+    /// [`error_body_message`]; an empty body gives just `HTTP {status}`).
+    pub async fn error(self, probe: &mut Probe) -> RequestError {
+        let status = self.status.as_u16();
+        let text = self.body.collect_prefix(ERROR_BODY_LIMIT, probe).await;
+        let message = if text.trim_ascii().is_empty() {
+            String::new()
+        } else {
+            error_body_message(&text)
+        };
+        RequestError::http_status(status, &message)
+    }
+
+    /// A `protocol` error unless the body is declared as Server-Sent Events.
+    pub fn expect_event_stream(&self) -> Result<(), RequestError> {
+        if self.is_event_stream() {
+            return Ok(());
+        }
+        let got = self
+            .media_type()
+            .unwrap_or("no content type")
+            .to_ascii_lowercase();
+        Err(RequestError::protocol(format!(
+            "expected text/event-stream, got {got}"
+        )))
     }
 }
 
@@ -357,6 +463,56 @@ impl ResponseBody {
                 return Poll::Ready(Err(RequestError::timeout(TimeoutPhase::Idle, self.idle)));
             }
             timer.as_mut().reset(deadline);
+        }
+    }
+
+    /// Ends a response whose message is complete (the protocol's end marker arrived; call
+    /// [`Probe::mark_end`] first): the rest of the body, normally just the end of the chunked
+    /// encoding, is read off the clock so the connection goes back to the pool. What already
+    /// arrived is read at once (yielding twice to the connection's task); otherwise a
+    /// background task reads on for up to [`DRAIN_GRACE`] and then drops the connection, so a
+    /// server that lingers after its end marker holds neither the request nor its user. Bytes
+    /// read here are not counted in the request's bytes.
+    pub async fn finish(mut self) {
+        let mut yields = 0;
+        let ended = std::future::poll_fn(|cx| match self.drain_ready(cx) {
+            Poll::Ready(()) => Poll::Ready(true),
+            Poll::Pending if yields < 2 => {
+                yields += 1;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Poll::Pending => Poll::Ready(false),
+        })
+        .await;
+        if ended {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let mut incoming = self.incoming;
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(DRAIN_GRACE, async {
+                    while let Some(Ok(_)) = incoming.frame().await {}
+                })
+                .await;
+            });
+        }
+    }
+
+    /// Reads every frame already received; `Ready` once the body ended (or failed).
+    fn drain_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.done {
+            return Poll::Ready(());
+        }
+        loop {
+            match Pin::new(&mut self.incoming).poll_frame(cx) {
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(_) => {
+                    self.done = true;
+                    return Poll::Ready(());
+                }
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 

@@ -55,7 +55,10 @@ mod text_len;
 
 pub use frame::{FrameError, DEFAULT_MAX_EVENT_SIZE};
 pub use generic::{EndMarker, SseClient, SseOptions};
-pub use http::{parse_url, preflight, ConfigError, HttpClient, HttpConfig, Response, ResponseBody};
+pub use http::{
+    parse_url, preflight, ConfigError, HttpClient, HttpConfig, Response, ResponseBody, DRAIN_GRACE,
+    ERROR_BODY_LIMIT,
+};
 pub use ndjson::NdjsonDecoder;
 pub use plain::{Expect, PlainClient, PlainOptions, TIME_TO_HEADERS};
 pub use pointer::{JsonPointer, PointerError};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use loadkit_core::{Client, Probe, RequestError};
 
 use crate::pointer::JsonPointer;
-use crate::spec::{error_text, Prepared, RequestSpec, SpecError, TemplateRequest};
+use crate::spec::{Prepared, RequestSpec, SpecError, TemplateRequest};
 use crate::{HttpClient, HttpConfig};
 
 /// The name of the time-to-headers metric a [`PlainClient`] records.
@@ -107,13 +107,7 @@ impl Client for PlainClient {
         probe.span(TIME_TO_HEADERS, probe.sent_stamp(), Duration::ZERO);
         let status = response.status.as_u16();
         if !self.prepared.success_status.accepts(status) {
-            let text = response.body.collect_prefix(64 * 1024, probe).await;
-            let message = if text.trim_ascii().is_empty() {
-                String::new()
-            } else {
-                error_text(&text)
-            };
-            return Err(RequestError::http_status(status, &message));
+            return Err(response.error(probe).await);
         }
         let body = response.body.collect(self.max_body_size, probe).await?;
         probe.content(1, body.len());

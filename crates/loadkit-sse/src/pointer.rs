@@ -185,7 +185,7 @@ impl<'de> Visitor<'de> for Seek<'_> {
                 Key::Error => {
                     let value: serde_json::Value = map.next_value()?;
                     if !value.is_null() {
-                        error = Some(error_message(&value));
+                        error = Some(crate::message::message_of(&value));
                     }
                 }
                 Key::Other => {
@@ -207,18 +207,6 @@ impl Seek<'_> {
         } else {
             Found::Nothing
         }
-    }
-}
-
-/// `"error": "text"` or `"error": {"message": "text", ...}`.
-fn error_message(value: &serde_json::Value) -> Option<String> {
-    match value {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Object(o) => o
-            .get("message")
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned),
-        _ => None,
     }
 }
 

@@ -206,26 +206,6 @@ impl Prepared {
     }
 }
 
-/// The message of an error body or event: `error.message`, `error` (a string), `message` or
-/// `detail`, else the text itself; one short line.
-pub(crate) fn error_text(body: &[u8]) -> String {
-    let text = match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(v) => {
-            let error = v.get("error");
-            error
-                .and_then(|e| e.get("message"))
-                .or(error)
-                .or_else(|| v.get("message"))
-                .or_else(|| v.get("detail"))
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-        }
-        Err(_) => None,
-    };
-    let text = text.unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
-    crate::message::one_line(&text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

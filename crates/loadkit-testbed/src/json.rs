@@ -75,7 +75,7 @@ pub async fn serve(config: JsonConfig) -> std::io::Result<JsonServer> {
 /// Starts a simulated JSON server on a listener the caller bound (inside a tokio runtime).
 pub fn serve_on(listener: TcpListener, config: JsonConfig) -> JsonServer {
     JsonServer {
-        inner: server::spawn_counted(listener, config, handle),
+        inner: server::spawn_counted(listener, config, server::Transport::default(), handle),
     }
 }
 

@@ -9,6 +9,8 @@
 //! | [`json`] | a plain JSON request/response server |
 //! | [`replay`] | replays a response captured from a real server (wire samples) |
 //!
+//! With the `harness` feature, [`harness`] has what the protocol crates' integration tests share.
+//!
 //! # Example
 //!
 //! ```
@@ -39,6 +41,8 @@
 //!   test can assert exact counts.
 //! - The library never prints: diagnostics go through `tracing`.
 
+#[cfg(feature = "harness")]
+pub mod harness;
 pub mod json;
 pub mod ollama;
 pub mod openai;
@@ -46,4 +50,5 @@ mod paced;
 mod precise;
 pub mod replay;
 mod server;
+pub use server::{Connections, Transport};
 pub mod sse_app;

@@ -59,6 +59,8 @@ pub struct OllamaConfig {
     pub cold_load: Duration,
     /// Faults to inject; the first rule that selects a request applies to it.
     pub faults: Vec<(Trigger, OllamaFault)>,
+    /// Connection behaviour and linger after the end of a body. Default keep-alive, no linger.
+    pub transport: crate::Transport,
 }
 
 impl Default for OllamaConfig {
@@ -70,6 +72,7 @@ impl Default for OllamaConfig {
             models: vec!["loadkit-sim".to_owned()],
             cold_load: Duration::ZERO,
             faults: Vec::new(),
+            transport: crate::Transport::default(),
         }
     }
 }
@@ -160,6 +163,7 @@ pub async fn serve(config: OllamaConfig) -> std::io::Result<OllamaServer> {
 
 /// Starts a simulated Ollama server on a listener the caller bound (inside a tokio runtime).
 pub fn serve_on(listener: TcpListener, config: OllamaConfig) -> OllamaServer {
+    let transport = config.transport;
     let shared = Arc::new(Shared {
         config,
         ..Shared::default()
@@ -169,6 +173,7 @@ pub fn serve_on(listener: TcpListener, config: OllamaConfig) -> OllamaServer {
         listener,
         move |request, conn| handle(for_handler.clone(), request, conn),
         || {},
+        transport,
     );
     OllamaServer { running, shared }
 }

@@ -1,12 +1,12 @@
 //! The HTTP/1.1 server plumbing every simulated server shares: the accept loop, one task per
-//! connection, graceful shutdown, and a connection wrapper that can end in a TCP reset.
+//! connection, graceful shutdown, a connection wrapper that can end in a TCP reset, and what a
+//! connection does with its second request ([`Connections`]).
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -23,6 +23,46 @@ use tokio::task::{JoinHandle, JoinSet};
 
 /// How long [`Running::shutdown`] lets in-flight responses finish before cutting them off.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// How a simulated server treats the connections its clients keep alive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Connections {
+    /// Keep-alive: any number of requests per connection (the default).
+    #[default]
+    KeepAlive,
+    /// One response per connection, as llama.cpp's `llama-server` behaves: the response says
+    /// nothing about closing (no `Connection: close`), and a second request sent on the
+    /// connection is read and answered by closing the connection. This is the race a client
+    /// loses when it reuses a connection the server is about to close, lost every time.
+    OneResponse,
+    /// Every connection is reset (TCP RST) as soon as a request arrives on it, new or not:
+    /// a server that really fails.
+    ResetAll,
+}
+
+/// What a simulated server does at the transport level, whatever its protocol.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transport {
+    /// How connections kept alive are treated. Default keep-alive.
+    pub connections: Connections,
+    /// How long a response's body stays open after its last byte of content (its end marker),
+    /// before the body ends: a server that lingers after `[DONE]`. Default zero.
+    pub linger: Duration,
+}
+
+/// The service's error when a connection is to be closed without an answer; hyper then
+/// closes the connection.
+#[derive(Debug)]
+struct Unanswered;
+
+impl std::fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request left unanswered: the connection closes")
+    }
+}
+
+impl std::error::Error for Unanswered {}
 
 /// A handle on one connection, given to the request handler: setting `reset` makes the
 /// connection end in a TCP reset (RST) instead of an orderly close.
@@ -75,13 +115,15 @@ impl Drop for Running {
     }
 }
 
-/// Serves HTTP/1.1 on `listener`, answering each request with `handler`.
+/// Serves HTTP/1.1 on `listener`, answering each request with `handler`, with `transport`'s
+/// connection behaviour and linger.
 ///
 /// Must be called inside a tokio runtime.
 pub(crate) fn spawn<H, F, B>(
     listener: TcpListener,
     handler: H,
     on_connect: impl Fn() + Send + Sync + 'static,
+    transport: Transport,
 ) -> Running
 where
     H: Fn(Request<Incoming>, ConnHandle) -> F + Clone + Send + Sync + 'static,
@@ -93,7 +135,7 @@ where
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
     let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, handler, on_connect, rx));
+    let task = tokio::spawn(accept_loop(listener, handler, on_connect, transport, rx));
     Running {
         addr,
         shutdown: tx,
@@ -131,7 +173,12 @@ impl Counted {
 /// (the handler takes its own index from it).
 ///
 /// Must be called inside a tokio runtime.
-pub(crate) fn spawn_counted<C, H, F, B>(listener: TcpListener, config: C, handler: H) -> Counted
+pub(crate) fn spawn_counted<C, H, F, B>(
+    listener: TcpListener,
+    config: C,
+    transport: Transport,
+    handler: H,
+) -> Counted
 where
     C: Send + Sync + 'static,
     H: Fn(Arc<C>, Arc<AtomicU64>, Request<Incoming>, ConnHandle) -> F
@@ -150,6 +197,7 @@ where
         listener,
         move |request, conn| handler(config.clone(), counter.clone(), request, conn),
         || {},
+        transport,
     );
     Counted { running, requests }
 }
@@ -158,6 +206,7 @@ async fn accept_loop<H, F, B>(
     listener: TcpListener,
     handler: H,
     on_connect: impl Fn(),
+    transport: Transport,
     mut shutdown: watch::Receiver<bool>,
 ) where
     H: Fn(Request<Incoming>, ConnHandle) -> F + Clone + Send + Sync + 'static,
@@ -172,7 +221,12 @@ async fn accept_loop<H, F, B>(
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
                     on_connect();
-                    conns.spawn(serve_connection(stream, handler.clone(), shutdown.clone()));
+                    conns.spawn(serve_connection(
+                        stream,
+                        handler.clone(),
+                        transport,
+                        shutdown.clone(),
+                    ));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -191,6 +245,7 @@ async fn accept_loop<H, F, B>(
 async fn serve_connection<H, F, B>(
     stream: TcpStream,
     handler: H,
+    transport: Transport,
     mut shutdown: watch::Receiver<bool>,
 ) where
     H: Fn(Request<Incoming>, ConnHandle) -> F + Clone + Send + Sync + 'static,
@@ -203,9 +258,26 @@ async fn serve_connection<H, F, B>(
         stream,
         reset: handle.reset.clone(),
     });
+    let served = AtomicU32::new(0);
     let service = hyper::service::service_fn(move |request| {
-        let response = handler(request, handle.clone());
-        async move { Ok::<_, Infallible>(response.await) }
+        let earlier = served.fetch_add(1, Ordering::Relaxed);
+        let unanswered = match transport.connections {
+            Connections::KeepAlive => false,
+            Connections::OneResponse => earlier > 0,
+            Connections::ResetAll => {
+                handle.reset_on_close();
+                true
+            }
+        };
+        let response = (!unanswered).then(|| handler(request, handle.clone()));
+        async move {
+            match response {
+                Some(response) => Ok(response
+                    .await
+                    .map(|body| Linger::new(body, transport.linger))),
+                None => Err(Unanswered),
+            }
+        }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -273,5 +345,63 @@ impl AsyncWrite for SimIo {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// A body that stays open `linger` after its inner body ended, then ends.
+struct Linger<B> {
+    inner: Pin<Box<B>>,
+    linger: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    ended: bool,
+}
+
+impl<B> Linger<B> {
+    fn new(inner: B, linger: Duration) -> Self {
+        Self {
+            inner: Box::pin(inner),
+            linger,
+            sleep: None,
+            ended: false,
+        }
+    }
+}
+
+impl<B: hyper::body::Body<Data = Bytes>> hyper::body::Body for Linger<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, B::Error>>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        if this.sleep.is_none() {
+            match this.inner.as_mut().poll_frame(cx) {
+                Poll::Ready(None) if !this.linger.is_zero() => {
+                    this.sleep = Some(Box::pin(tokio::time::sleep(this.linger)));
+                }
+                Poll::Ready(None) => {
+                    this.ended = true;
+                    return Poll::Ready(None);
+                }
+                other => return other,
+            }
+        }
+        let sleep = this.sleep.as_mut().expect("set above");
+        std::task::ready!(sleep.as_mut().poll(cx));
+        this.ended = true;
+        Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || (self.linger.is_zero() && self.inner.is_end_stream())
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }

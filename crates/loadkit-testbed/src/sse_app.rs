@@ -43,6 +43,8 @@ pub struct SseAppConfig {
     pub ping: Option<Duration>,
     /// Faults to inject; the first rule that selects a request applies to it.
     pub faults: Vec<(Trigger, SseFault)>,
+    /// Connection behaviour and linger after the end of a body. Default keep-alive, no linger.
+    pub transport: crate::Transport,
 }
 
 impl Default for SseAppConfig {
@@ -57,6 +59,7 @@ impl Default for SseAppConfig {
             done: Some((String::new(), "[DONE]".to_owned())),
             ping: None,
             faults: Vec::new(),
+            transport: crate::Transport::default(),
         }
     }
 }
@@ -127,8 +130,9 @@ pub async fn serve(config: SseAppConfig) -> std::io::Result<SseAppServer> {
 
 /// Starts a simulated SSE application on a listener the caller bound (inside a tokio runtime).
 pub fn serve_on(listener: TcpListener, config: SseAppConfig) -> SseAppServer {
+    let transport = config.transport;
     SseAppServer {
-        inner: server::spawn_counted(listener, config, handle),
+        inner: server::spawn_counted(listener, config, transport, handle),
     }
 }
 

@@ -79,3 +79,30 @@ async fn e2e_and_tpot_end_at_done_not_when_the_body_closes() {
         "tpot p50 {tpot:?}"
     );
 }
+
+/// The simulator holding every body open 800 ms after `[DONE]`: E2E ends at `[DONE]`, and the
+/// linger holds neither the request nor its user (the drain runs in the background).
+#[tokio::test]
+async fn a_lingering_body_holds_neither_the_request_nor_the_user() {
+    let server = loadkit_testbed::openai::serve(loadkit_testbed::openai::SimConfig {
+        ttft: Duration::from_millis(5),
+        itl: Duration::from_millis(5),
+        output_tokens: 4,
+        transport: loadkit_testbed::Transport {
+            linger: Duration::from_millis(800),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let result = run(config(&server.base_url()), 4, 1).await;
+    let wall = started.elapsed();
+    let s = &result.stats;
+    assert_eq!(s.counters.succeeded, 4, "{:?}", s.errors.top(5));
+    let e2e = s.e2e.quantile(0.5);
+    assert!(e2e < Duration::from_millis(200), "e2e p50 {e2e:?}");
+    // Four requests one after the other: 4 x 800 ms if the user waited for each body's end.
+    assert!(wall < Duration::from_millis(1600), "the run took {wall:?}");
+}

@@ -5,6 +5,7 @@
 mod errors;
 mod linger;
 mod samples;
+mod stale;
 mod support;
 mod timing;
 mod tools;

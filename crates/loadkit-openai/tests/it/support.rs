@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use loadkit_core::schedule::FixedUsers;
-use loadkit_core::{RequestCtx, RunResult, Runner};
+use loadkit_core::{RequestCtx, RunResult};
 use loadkit_openai::{OpenAiClient, OpenAiConfig, OpenAiRequest};
+pub(crate) use loadkit_testbed::harness::{self, errors};
 
 /// The prompt every test request sends (5 words).
 pub(crate) const PROMPT: &str = "Say hello to the tester";
@@ -17,25 +17,13 @@ pub(crate) async fn run(config: OpenAiConfig, requests: u64, users: u32) -> RunR
 
 /// Runs `requests` requests of `client` with `users` closed-loop users.
 pub(crate) async fn run_client(client: OpenAiClient, requests: u64, users: u32) -> RunResult {
-    Runner::builder(client, |_: &RequestCtx| OpenAiRequest::new(PROMPT))
-        .closed_loop(FixedUsers::new(users).expect("users"))
-        .requests(requests)
-        .timeout(Some(Duration::from_secs(10)))
-        .build()
-        .expect("a valid run")
-        .run()
-        .await
-}
-
-/// The grouped errors as (class, message, count).
-pub(crate) fn errors(result: &RunResult) -> Vec<(String, String, u64)> {
-    result
-        .stats
-        .errors
-        .top(10)
-        .into_iter()
-        .map(|g| (g.class, g.message, g.count))
-        .collect()
+    harness::run(
+        client,
+        |_: &RequestCtx| OpenAiRequest::new(PROMPT),
+        requests,
+        users,
+    )
+    .await
 }
 
 /// A config for `base_url` with short timeouts.

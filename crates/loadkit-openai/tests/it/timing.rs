@@ -32,7 +32,8 @@ async fn check_pacing(usage: bool, endpoint: Endpoint) {
     );
     let ttft = ms(result.stats.ttft.quantile(0.5));
     let itl = ms(result.stats.itl.quantile(0.5));
-    assert!((ttft - 50.0).abs() <= 2.0, "ttft p50 {ttft:.3} ms");
+    // Never early; a busy 2-core machine running client and server adds up to 10 ms (another build or benchmark running beside the tests).
+    assert!((49.5..=60.0).contains(&ttft), "ttft p50 {ttft:.3} ms");
     assert!((itl - 10.0).abs() <= 1.0, "itl p50 {itl:.3} ms");
     assert_eq!(result.stats.ttft.count(), requests);
     assert_eq!(

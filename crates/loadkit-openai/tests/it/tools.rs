@@ -61,8 +61,9 @@ async fn conversations_run_every_tool_round_and_time_each() {
     }
     assert!(!s.server.contains_key("tool_round_4"));
     let ttft = ms(s.ttft.quantile(0.5));
+    // Never early; a busy 2-core machine running client and server adds up to 10 ms (another build or benchmark running beside the tests).
     assert!(
-        (ttft - 30.0).abs() <= 2.0,
+        (29.5..=40.0).contains(&ttft),
         "TTFT is the first round's: {ttft}"
     );
     let e2e = ms(s.e2e.quantile(0.5));
@@ -100,4 +101,36 @@ async fn the_round_limit_ends_a_conversation() {
     let bad = OpenAiClient::new(config(&server.base_url())).unwrap();
     assert!(bad.with_tools(tools(), 8).is_err());
     server.shutdown().await;
+}
+
+/// Every round's body stays open 800 ms after its `[DONE]`: each round ends at its marker, and
+/// the conversation does not wait for any body's end between rounds (draining is off the clock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lingering_rounds_do_not_lengthen_the_conversation() {
+    let server = openai::serve(SimConfig {
+        ttft: Duration::from_millis(5),
+        itl: Duration::from_millis(5),
+        output_tokens: 4,
+        tool_rounds: 2,
+        transport: loadkit_testbed::Transport {
+            linger: Duration::from_millis(800),
+            ..Default::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let client = OpenAiClient::new(config(&server.base_url()))
+        .unwrap()
+        .with_tools(tools(), 4)
+        .unwrap();
+    let result = run_client(client, 2, 1).await;
+    let s = &result.stats;
+    assert_eq!(s.counters.succeeded, 2, "{:?}", errors(&result));
+    // Three rounds of about 25 ms: waiting for one body's end (or a 100 ms drain) between
+    // rounds would be seen.
+    let e2e = ms(s.e2e.quantile(0.5));
+    assert!(e2e < 200.0, "conversation e2e p50 {e2e} ms");
+    let round = ms(s.server["tool_round_1"].quantile(0.5));
+    assert!(round < 60.0, "round 1 p50 {round} ms");
 }

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use loadkit_core::schedule::FixedUsers;
-use loadkit_core::{Client, RequestCtx, RunResult, Runner};
+use loadkit_core::{Client, RequestCtx, RunResult};
 use loadkit_sse::{
     BodyTemplate, EndMarker, Expect, PlainClient, PlainOptions, RequestSpec, SseClient, SseOptions,
     TemplateRequest, TIME_TO_HEADERS,
 };
+use loadkit_testbed::harness::{self, errors, ms};
 use loadkit_testbed::json::{self, JsonConfig};
 use loadkit_testbed::openai::Trigger;
 use loadkit_testbed::sse_app::{self, SseAppConfig, SseFault};
@@ -19,32 +19,12 @@ async fn run<C: Client<Request = TemplateRequest>>(
     requests: u64,
     users: u32,
 ) -> RunResult {
-    Runner::builder(client, |ctx: &RequestCtx| TemplateRequest {
+    let make = |ctx: &RequestCtx| TemplateRequest {
         prompt: Arc::from("Say \"hello\""),
         seq: ctx.seq,
         user: ctx.user,
-    })
-    .closed_loop(FixedUsers::new(users).expect("users"))
-    .requests(requests)
-    .timeout(Some(Duration::from_secs(10)))
-    .build()
-    .expect("a valid run")
-    .run()
-    .await
-}
-
-fn errors(result: &RunResult) -> Vec<(String, String, u64)> {
-    result
-        .stats
-        .errors
-        .top(10)
-        .into_iter()
-        .map(|g| (g.class, g.message, g.count))
-        .collect()
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
+    };
+    harness::run(client, make, requests, users).await
 }
 
 fn options(url: &str) -> SseOptions {
@@ -90,7 +70,8 @@ async fn pacing_in_parse_and_count_only_modes() {
         );
         let ttft = ms(s.ttft.quantile(0.5));
         let itl = ms(s.itl.quantile(0.5));
-        assert!((ttft - 50.0).abs() <= 2.0, "{mode}: ttft p50 {ttft:.3}");
+        // Never early; a busy 2-core machine running client and server adds up to 10 ms (another build or benchmark running beside the tests).
+        assert!((49.5..=60.0).contains(&ttft), "{mode}: ttft p50 {ttft:.3}");
         assert!((itl - 10.0).abs() <= 1.0, "{mode}: itl p50 {itl:.3}");
         assert_eq!(
             s.counters.content_chunks,
@@ -257,4 +238,33 @@ async fn plain_requests_measure_headers_and_body() {
         "{e:?}"
     );
     server.shutdown().await;
+}
+
+/// An application that keeps each body open 800 ms after its `[DONE]` event: the request ends
+/// at the marker, and the linger holds neither it nor its user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lingering_body_ends_the_request_at_its_end_marker() {
+    let server = sse_app::serve(SseAppConfig {
+        ttft: Duration::from_millis(5),
+        itl: Duration::from_millis(5),
+        chunks: 4,
+        transport: loadkit_testbed::Transport {
+            linger: Duration::from_millis(800),
+            ..Default::default()
+        },
+        ..SseAppConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut o = options(&server.url());
+    o.end = EndMarker::Data("[DONE]".into());
+    o.content_pointer = Some("/token".into());
+    let started = std::time::Instant::now();
+    let result = run(SseClient::new(o).unwrap(), 4, 1).await;
+    let wall = started.elapsed();
+    let s = &result.stats;
+    assert_eq!(s.counters.succeeded, 4, "{:?}", errors(&result));
+    let e2e = ms(s.e2e.quantile(0.5));
+    assert!(e2e < 200.0, "e2e p50 {e2e} ms");
+    assert!(wall < Duration::from_millis(1600), "the run took {wall:?}");
 }

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Uri;
-use loadkit_core::schedule::FixedUsers;
-use loadkit_core::{Client, Probe, RequestCtx, RequestError, RunResult, Runner};
+use loadkit_core::{Client, Probe, RequestCtx, RequestError, RunResult};
 use loadkit_sse::{HttpClient, HttpConfig, SseDecoder};
+use loadkit_testbed::harness::{self, errors};
 use loadkit_testbed::openai::{self, Fault, FaultRule, SimConfig};
 
 const BODY: &str = r#"{"messages":[{"role":"user","content":"hi"}],"stream":true}"#;
@@ -68,24 +68,7 @@ async fn run(
         uri: url.parse().unwrap(),
         collect,
     };
-    Runner::builder(fetch, |_: &RequestCtx| ())
-        .closed_loop(FixedUsers::new(users).unwrap())
-        .requests(requests)
-        .timeout(Some(Duration::from_secs(10)))
-        .build()
-        .unwrap()
-        .run()
-        .await
-}
-
-fn errors(result: &RunResult) -> Vec<(String, String, u64)> {
-    result
-        .stats
-        .errors
-        .top(10)
-        .into_iter()
-        .map(|g| (g.class, g.message, g.count))
-        .collect()
+    harness::run(fetch, |_: &RequestCtx| (), requests, users).await
 }
 
 fn quick() -> SimConfig {

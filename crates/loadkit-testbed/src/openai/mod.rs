@@ -35,6 +35,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::server::{self, Running};
+pub use crate::server::{Connections, Transport};
 
 /// The simulated model's behaviour.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +67,9 @@ pub struct SimConfig {
     /// paced argument fragments, `finish_reason: "tool_calls"`) until the conversation holds
     /// this many `role: "tool"` results, then answers with text. Default 2.
     pub tool_rounds: u32,
+    /// Connection behaviour and linger after the end of a body; [`Connections::OneResponse`]
+    /// is llama-server's close after every response. Default keep-alive, no linger.
+    pub transport: Transport,
 }
 
 impl Default for SimConfig {
@@ -82,6 +86,7 @@ impl Default for SimConfig {
             max_concurrency: None,
             faults: Vec::new(),
             tool_rounds: 2,
+            transport: Transport::default(),
         }
     }
 }
@@ -378,6 +383,7 @@ pub async fn serve(config: SimConfig) -> std::io::Result<SimServer> {
 /// Starts a simulated server on a listener the caller bound. Must be called inside a tokio
 /// runtime.
 pub fn serve_on(listener: TcpListener, config: SimConfig) -> SimServer {
+    let transport = config.transport;
     let shared = Arc::new(Shared {
         tokens: stream::token_texts(),
         config,
@@ -394,6 +400,7 @@ pub fn serve_on(listener: TcpListener, config: SimConfig) -> SimServer {
                 .connections
                 .fetch_add(1, Ordering::Relaxed);
         },
+        transport,
     );
     SimServer { running, shared }
 }
