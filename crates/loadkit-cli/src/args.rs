@@ -364,6 +364,11 @@ pub(crate) struct ServeArgs {
     /// Never send a usage chunk (like llama-cpp-python), so clients must count tokens.
     #[arg(long)]
     pub(crate) no_usage: bool,
+    /// How an unpaced stream (--ttft 0ms --itl 0ms) is written: per-token writes and flushes
+    /// each token's event on its own, as vLLM and llama.cpp do; packed puts many events in each
+    /// write (about 16 KiB), so the client reads many per read, a ceiling that flatters it.
+    #[arg(long, value_enum, default_value = "per-token")]
+    pub(crate) flush: crate::sim::FlushMode,
 }
 
 /// The longest duration any flag takes (the engine refuses longer runs too).

@@ -13,6 +13,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<u8, Fatal> {
         itl: args.itl,
         tokens: args.tokens,
         usage: !args.no_usage,
+        flush: args.flush,
     };
     let server = Sim::start(args.protocol, listener, pacing);
     // The address line is machine-read by `cargo xtask bench-stream`: keep its shape.

@@ -7,6 +7,7 @@ use loadkit_testbed::json::{JsonConfig, JsonServer};
 use loadkit_testbed::ollama::{OllamaConfig, OllamaServer};
 use loadkit_testbed::openai::{SimConfig, SimServer};
 use loadkit_testbed::sse_app::{SseAppConfig, SseAppServer};
+use loadkit_testbed::{Flush, Transport};
 use tokio::net::TcpListener;
 
 use crate::args::Protocol;
@@ -35,6 +36,15 @@ impl SimKind {
     }
 }
 
+/// How an unpaced stream is written (`loadkit_testbed::Flush`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum FlushMode {
+    /// Each token's event in its own write.
+    PerToken,
+    /// Many events per write.
+    Packed,
+}
+
 /// Pacing shared by every simulator.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Pacing {
@@ -42,6 +52,19 @@ pub(crate) struct Pacing {
     pub(crate) itl: Duration,
     pub(crate) tokens: u32,
     pub(crate) usage: bool,
+    pub(crate) flush: FlushMode,
+}
+
+impl Pacing {
+    fn transport(&self) -> Transport {
+        Transport {
+            flush: match self.flush {
+                FlushMode::PerToken => Flush::PerToken,
+                FlushMode::Packed => Flush::Packed,
+            },
+            ..Transport::default()
+        }
+    }
 }
 
 impl Default for Pacing {
@@ -51,6 +74,7 @@ impl Default for Pacing {
             itl: Duration::from_millis(10),
             tokens: 32,
             usage: true,
+            flush: FlushMode::PerToken,
         }
     }
 }
@@ -74,6 +98,7 @@ impl Sim {
                     itl: p.itl,
                     output_tokens: p.tokens,
                     usage: p.usage,
+                    transport: p.transport(),
                     ..SimConfig::default()
                 },
             )),
@@ -83,6 +108,7 @@ impl Sim {
                     ttft: p.ttft,
                     itl: p.itl,
                     output_tokens: p.tokens,
+                    transport: p.transport(),
                     ..OllamaConfig::default()
                 },
             )),
@@ -92,6 +118,7 @@ impl Sim {
                     ttft: p.ttft,
                     itl: p.itl,
                     chunks: p.tokens,
+                    transport: p.transport(),
                     ..SseAppConfig::default()
                 },
             )),

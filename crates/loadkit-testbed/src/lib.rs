@@ -50,5 +50,5 @@ mod paced;
 mod precise;
 pub mod replay;
 mod server;
-pub use server::{Connections, Transport};
+pub use server::{Connections, Flush, Transport};
 pub mod sse_app;

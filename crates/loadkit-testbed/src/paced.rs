@@ -68,6 +68,8 @@ pub(crate) struct PacedBody<S> {
     last_write: Instant,
     /// A reset is due: 1 = let hyper flush first, 2 = reset now.
     resetting: u8,
+    /// Per-token flushing: yield once before the next frame, so hyper writes this one alone.
+    yield_next: bool,
 }
 
 /// Waits until `at`, or until a ping is due (`ping` after `last_write`), registering a wake-up
@@ -142,6 +144,7 @@ impl<S: Script> PacedBody<S> {
             sleep: None,
             last_write: Instant::now(),
             resetting: 0,
+            yield_next: false,
         }
     }
 
@@ -220,7 +223,10 @@ impl<S: Script> PacedBody<S> {
                     }
                     self.script.item(i, out);
                     self.next += 1;
-                    if (self.paced && self.next < self.items) || out.len() >= FRAME_TARGET {
+                    let per_token = self.conn.per_token();
+                    if ((self.paced || per_token) && self.next < self.items)
+                        || out.len() >= FRAME_TARGET
+                    {
                         return Poll::Ready(Ok(()));
                     }
                 }
@@ -239,7 +245,13 @@ impl<S: Script> Body for PacedBody<S> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
-        let mut out = BytesMut::with_capacity(if this.paced { 512 } else { FRAME_TARGET + 1024 });
+        if this.yield_next {
+            this.yield_next = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let small = this.paced || this.conn.per_token();
+        let mut out = BytesMut::with_capacity(if small { 512 } else { FRAME_TARGET + 1024 });
         match this.fill(cx, &mut out) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
@@ -253,6 +265,7 @@ impl<S: Script> Body for PacedBody<S> {
             }
             Poll::Ready(Ok(())) => {
                 this.last_write = Instant::now();
+                this.yield_next = !this.paced && this.conn.per_token();
                 Poll::Ready(Some(Ok(Frame::data(out.freeze()))))
             }
         }

@@ -41,6 +41,19 @@ pub enum Connections {
     ResetAll,
 }
 
+/// How the events of an unpaced stream (zero TTFT and ITL) are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Flush {
+    /// Many events packed into frames of about 16 KiB, so the server is never the bottleneck
+    /// (the default). A client then reads many events per read: this flatters it.
+    #[default]
+    Packed,
+    /// Each token's event in its own body frame, written and flushed on its own (the body
+    /// yields after each one), as vLLM and llama.cpp's server write a stream.
+    PerToken,
+}
+
 /// What a simulated server does at the transport level, whatever its protocol.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Transport {
@@ -49,6 +62,8 @@ pub struct Transport {
     /// How long a response's body stays open after its last byte of content (its end marker),
     /// before the body ends: a server that lingers after `[DONE]`. Default zero.
     pub linger: Duration,
+    /// How unpaced streams are written. Default packed.
+    pub flush: Flush,
 }
 
 /// The service's error when a connection is to be closed without an answer; hyper then
@@ -69,12 +84,18 @@ impl std::error::Error for Unanswered {}
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ConnHandle {
     reset: Arc<AtomicBool>,
+    per_token: bool,
 }
 
 impl ConnHandle {
     /// When the connection closes (e.g. because the response body failed), send an RST.
     pub(crate) fn reset_on_close(&self) {
         self.reset.store(true, Ordering::Relaxed);
+    }
+
+    /// Streams on this connection write each token's event on its own ([`Flush::PerToken`]).
+    pub(crate) fn per_token(&self) -> bool {
+        self.per_token
     }
 }
 
@@ -253,7 +274,10 @@ async fn serve_connection<H, F, B>(
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let handle = ConnHandle::default();
+    let handle = ConnHandle {
+        per_token: transport.flush == Flush::PerToken,
+        ..ConnHandle::default()
+    };
     let io = TokioIo::new(SimIo {
         stream,
         reset: handle.reset.clone(),

@@ -35,7 +35,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::server::{self, Running};
-pub use crate::server::{Connections, Transport};
+pub use crate::server::{Connections, Flush, Transport};
 
 /// The simulated model's behaviour.
 #[derive(Debug, Clone, PartialEq)]

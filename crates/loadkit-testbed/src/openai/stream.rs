@@ -240,6 +240,8 @@ pub(super) struct StreamBody {
     last_write: Instant,
     /// A connection-killing fault already yielded once so that earlier output was flushed.
     fault_flushed: bool,
+    /// Per-token flushing: yield once before the next frame, so hyper writes this one alone.
+    yield_next: bool,
     /// Which tool round of the conversation this answer is (for tool-call ids).
     pub(super) wire_round: u64,
 }
@@ -269,6 +271,7 @@ impl StreamBody {
             sleep: None,
             last_write: Instant::now(),
             fault_flushed: false,
+            yield_next: false,
             wire_round: 0,
         }
     }
@@ -291,7 +294,7 @@ impl StreamBody {
                 Phase::Role => {
                     self.wire.role(out);
                     self.phase = Phase::Tokens;
-                    if self.paced && !out.is_empty() {
+                    if (self.paced || self.conn.per_token()) && !out.is_empty() {
                         return Poll::Ready(Ok(true));
                     }
                 }
@@ -344,7 +347,7 @@ impl StreamBody {
                         self.wire.content(out, text.as_bytes());
                     }
                     self.next += 1;
-                    if self.paced || out.len() >= FRAME_TARGET {
+                    if self.paced || self.conn.per_token() || out.len() >= FRAME_TARGET {
                         return Poll::Ready(Ok(true));
                     }
                 }
@@ -430,7 +433,13 @@ impl Body for StreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
-        let mut out = BytesMut::with_capacity(if this.paced { 512 } else { FRAME_TARGET + 1024 });
+        if this.yield_next {
+            this.yield_next = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let small = this.paced || this.conn.per_token();
+        let mut out = BytesMut::with_capacity(if small { 512 } else { FRAME_TARGET + 1024 });
         let before = this.next;
         let result = this.fill(cx, &mut out);
         let sent = this.next - before;
@@ -454,6 +463,7 @@ impl Body for StreamBody {
             }
             Poll::Ready(Ok(_)) => {
                 this.last_write = Instant::now();
+                this.yield_next = !this.paced && this.conn.per_token();
                 Poll::Ready(Some(Ok(Frame::data(out.freeze()))))
             }
         }

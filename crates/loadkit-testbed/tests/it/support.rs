@@ -19,6 +19,8 @@ pub(crate) struct Raw {
     pub(crate) events: Vec<(Duration, String)>,
     /// The read ended in an error (e.g. a reset) instead of a clean end.
     pub(crate) read_error: Option<std::io::ErrorKind>,
+    /// Each chunk of a chunked body, as text (empty when the body was not chunked).
+    pub(crate) chunks: Vec<String>,
 }
 
 impl Raw {
@@ -86,6 +88,7 @@ pub(crate) async fn request(addr: SocketAddr, method: &str, path: &str, body: &s
     };
     let mut body = Vec::new();
     let mut times = Vec::new();
+    let mut chunks = Vec::new();
     if head.contains("transfer-encoding: chunked") {
         let mut at = body_start;
         while let Some(line_end) = raw[at..].windows(2).position(|w| w == b"\r\n") {
@@ -102,6 +105,7 @@ pub(crate) async fn request(addr: SocketAddr, method: &str, path: &str, body: &s
                 times.push(arrived(i));
             }
             body.extend_from_slice(&raw[at..at + size]);
+            chunks.push(String::from_utf8_lossy(&raw[at..at + size]).into_owned());
             at += size + 2;
         }
     } else {
@@ -122,5 +126,6 @@ pub(crate) async fn request(addr: SocketAddr, method: &str, path: &str, body: &s
         body: text,
         events,
         read_error,
+        chunks,
     }
 }
