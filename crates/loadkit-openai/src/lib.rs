@@ -57,4 +57,5 @@ mod tools;
 
 pub use client::{OpenAiClient, OpenAiRequest};
 pub use config::{ConfigError, Endpoint, OpenAiConfig};
+pub use parse::ChunkParser;
 pub use tools::{ToolReport, ToolStats, MAX_TOOL_CALLS, MAX_TOOL_ROUNDS, ROUND_METRICS};

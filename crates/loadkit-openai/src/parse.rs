@@ -290,6 +290,48 @@ impl StreamParser {
     }
 }
 
+/// Parses the SSE events of one streamed chat or completions response into a [`Probe`],
+/// exactly as [`OpenAiClient`](crate::OpenAiClient) does, for callers that bring their own
+/// transport (and for the `parse_cpu` benchmark).
+///
+/// ```
+/// use loadkit_core::Probe;
+/// use loadkit_openai::ChunkParser;
+/// use loadkit_sse::SseDecoder;
+///
+/// let mut sse = SseDecoder::new(1 << 20);
+/// let mut parser = ChunkParser::default();
+/// let mut probe = Probe::standalone();
+/// sse.push(b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n");
+/// while let Some(event) = sse.next_event()? {
+///     parser.event(&event, &mut probe)?;
+/// }
+/// assert!(parser.is_done());
+/// assert_eq!(probe.content_chunks(), 1);
+/// # Ok::<(), loadkit_core::RequestError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct ChunkParser(StreamParser);
+
+impl ChunkParser {
+    /// Handles one SSE event: marks its content and usage on `probe`, or returns the stream's
+    /// error (a malformed chunk, an in-stream error).
+    pub fn event(&mut self, event: &SseEvent<'_>, probe: &mut Probe) -> Result<(), RequestError> {
+        self.0.event(event, probe)
+    }
+
+    /// `data: [DONE]` was seen: the rest of the body carries nothing.
+    pub fn is_done(&self) -> bool {
+        self.0.is_done()
+    }
+
+    /// The body ended: `Ok` if the stream was complete (`[DONE]` or a `finish_reason`), else
+    /// a `truncated` error.
+    pub fn end(&self) -> Result<(), RequestError> {
+        self.0.end()
+    }
+}
+
 /// Parses a whole non-streaming response body: the content is one chunk of `completion_tokens`
 /// units (1 when the server reports no usage).
 pub(crate) fn full_response<S: Sink>(body: &[u8], sink: &mut S) -> Result<(), RequestError> {
