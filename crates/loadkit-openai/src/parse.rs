@@ -2,9 +2,12 @@
 //! non-streaming bodies, into content marks, usage and errors, as docs/metrics.md defines them.
 //!
 //! Only the fields loadkit needs are deserialized, straight from the event's bytes: generated
-//! text is never copied, only measured ([`TextLen`] sees serde_json's borrowed or scratch-buffer
-//! string), `choices` is read without building a `Vec`, and unknown fields are skipped. Parsing
-//! a chunk allocates nothing unless it carries an error message.
+//! text is never copied or unescaped, only measured ([`TextLen`] counts the bytes its raw JSON
+//! text stands for, escapes included), `choices` is read without building a `Vec`, and unknown
+//! fields are skipped. Parsing a chunk allocates nothing, content full of `\n` and `\uXXXX`
+//! included, except in two cases: a chunk that carries an error (or is malformed) allocates its
+//! message, and a chunk with an ignored field nested two deep, such as a `logprobs` object,
+//! allocates once for the nesting stack serde_json keeps while skipping it.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -507,6 +510,19 @@ pub(crate) mod tests {
             (
                 r#"{"usage":{"prompt_tokens":"seven"}}"#,
                 "malformed chunk: unexpected json structure",
+            ),
+            // Lone surrogates keep serde_json's own messages.
+            (
+                r#"{"choices":[{"delta":{"content":"a\ud800"}}]}"#,
+                "malformed chunk: unexpected end of hex escape",
+            ),
+            (
+                r#"{"choices":[{"delta":{"content":"\udc00"}}]}"#,
+                "malformed chunk: lone leading surrogate in hex escape",
+            ),
+            (
+                r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"\ud800\u0041"}}]}}]}"#,
+                "malformed chunk: lone leading surrogate in hex escape",
             ),
         ] {
             let e = check(&[content, bad, "[DONE]"]).2.unwrap_err();
