@@ -3,7 +3,12 @@
 //! The simulator (`loadkit serve-sim`) and the client (`loadkit run`) run as two processes, each
 //! pinned to its own core with `taskset` when available, so the client's CPU time is its own.
 //! Phase 1 streams with zero pacing to measure the client's cost per event; phase 2 streams with
-//! paced tokens (TTFT 50 ms, ITL 10 ms) to measure timing error against the injected truth.
+//! paced tokens (TTFT 50 ms, ITL 10 ms) to measure timing error against the injected truth;
+//! phase 3 is the open-loop schedule lag, phase 4 many slow streams, phase 5 a generic SSE
+//! endpoint parsed and counted. Phase 6 (the `parse_cpu` example of loadkit-openai) frames and
+//! parses OpenAI chunks in memory, one event per push, with no socket: CPU-only figures that stay
+//! stable on a busy machine, for ASCII, `\n`-heavy and `\uXXXX`-escaped content and for one
+//! 1 MiB event trickled in 64-byte pushes.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -156,6 +161,14 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
         cargo()
             .args(["build", "--release", "--quiet", "-p", "loadkit-core"])
             .args(["--example", "schedule_lag"])
+            .status()?
+    } else {
+        status
+    };
+    let status = if status.success() {
+        cargo()
+            .args(["build", "--release", "--quiet", "-p", "loadkit-openai"])
+            .args(["--example", "parse_cpu"])
             .status()?
     } else {
         status
@@ -365,6 +378,14 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
             count / parse
         );
     }
+    // Phase 6: framing and parsing alone, in memory (the example prints its own lines).
+    let parse = pinned(0, &root().join("target/release/examples/parse_cpu"))
+        .output()
+        .context("running the parse_cpu example")?;
+    if !parse.status.success() {
+        bail!("the parse_cpu example failed ({})", parse.status);
+    }
+    print!("{}", String::from_utf8_lossy(&parse.stdout));
     println!("  reports in {}", out.display());
     Ok(())
 }

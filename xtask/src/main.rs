@@ -4,7 +4,8 @@
 //!   `cargo deny check licenses bans sources` when cargo-deny is installed.
 //! - `cargo xtask bench-stream [--streams N] [--seconds T] [--tokens K]`: builds release, runs the
 //!   simulator (zero pacing) and the client as separate processes pinned to separate cores, and
-//!   prints throughput, client CPU efficiency, memory and timing error against DESIGN.md §8.
+//!   prints throughput, client CPU efficiency, memory and timing error against DESIGN.md §8, then
+//!   the in-memory framing and parsing cost per event (the `parse_cpu` example, no sockets).
 
 mod bench;
 

@@ -28,7 +28,8 @@
 //! # Performance
 //!
 //! Lines are framed by [`loadkit_sse::NdjsonDecoder`] (slices of one reused buffer) and
-//! deserialized into structs that only measure the text: nothing is allocated per line.
+//! deserialized into structs that only measure the text: nothing is allocated per content line,
+//! escaped text included (error and tool-call lines excepted, see `parse.rs`).
 
 mod client;
 mod parse;

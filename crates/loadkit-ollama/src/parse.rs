@@ -1,5 +1,11 @@
 //! Parsing Ollama's NDJSON lines (and whole `"stream": false` bodies) into content marks,
-//! token counts, the server's own timings, and errors. Generated text is measured, never copied.
+//! token counts, the server's own timings, and errors.
+//!
+//! Generated text is measured from its raw JSON text ([`TextLen`]), never copied or unescaped,
+//! so a line allocates nothing, content full of `\n` and `\uXXXX` included, except: an error
+//! line (or a malformed one) allocates its message, and a line with `tool_calls` (an array of
+//! objects) or another field nested two deep allocates once for the nesting stack serde_json
+//! keeps while skipping it.
 
 use std::time::Duration;
 
@@ -150,6 +156,57 @@ mod tests {
             error_body_message(br#"{"detail":"Not Found"}"#),
             "Not Found"
         );
+    }
+
+    #[test]
+    fn parsing_escaped_lines_allocates_nothing_after_warm_up() {
+        // Content as a Python proxy sends it (`json.dumps`, `ensure_ascii=True`).
+        let contents = [
+            r"\n\n",
+            r"line\nline\n",
+            r"\u4f60\u597d\u4e16\u754c",
+            r"\ud83d\ude00 ok\n",
+            r#"caf\u00e9 \"q\" \\ \/ \t\r"#,
+        ];
+        let lines: Vec<Vec<u8>> = (0..1_100)
+            .map(|i| {
+                format!(
+                    "{{\"model\":\"m\",\"created_at\":\"2025-01-01T00:00:00Z\",\"message\":\
+                     {{\"role\":\"assistant\",\"content\":\"{}\"}},\"done\":false}}\n",
+                    contents[i % contents.len()]
+                )
+                .into_bytes()
+            })
+            .collect();
+        // On the paused clock every inter-chunk gap is 0, so the probe's gap histogram (which
+        // allocates when a new bucket appears) stays at one bucket: what is counted is framing
+        // and parsing alone.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let _clock = runtime.enter();
+        let finals = Finals {
+            cold_load_threshold: Duration::from_secs(1),
+        };
+        let mut decoder = loadkit_sse::NdjsonDecoder::new(1 << 20);
+        let mut probe = Probe::standalone();
+        let mut feed = |lines: &[Vec<u8>], probe: &mut Probe| {
+            for bytes in lines {
+                decoder.push(bytes);
+                while let Some(l) = decoder.next_line().unwrap() {
+                    assert!(!line(l, finals, probe).unwrap());
+                }
+            }
+        };
+        feed(&lines[..100], &mut probe);
+        let counted = allocation_counter::measure(|| feed(&lines[100..], &mut probe));
+        assert_eq!(probe.content_chunks(), 1_100);
+        assert_eq!(counted.count_total, 0, "{counted:?}");
+        // The counter is live: a Box counts.
+        let boxed = allocation_counter::measure(|| drop(std::hint::black_box(Box::new(1u64))));
+        assert_eq!(boxed.count_total, 1);
     }
 
     #[test]

@@ -48,7 +48,9 @@
 //!
 //! Per chunk, the client does no allocation and takes no lock: the SSE framer hands out slices of
 //! one reused buffer, and chunks are deserialized into borrowed structs that only measure the
-//! generated text (see `parse.rs`). Per request it allocates the JSON body and a header map.
+//! generated text, escaped or not (see `parse.rs` for the two exceptions: error chunks, and
+//! ignored fields nested two deep such as `logprobs` objects). Per request it allocates the JSON
+//! body and a header map.
 
 mod client;
 mod config;
@@ -57,4 +59,5 @@ mod tools;
 
 pub use client::{OpenAiClient, OpenAiRequest};
 pub use config::{ConfigError, Endpoint, OpenAiConfig};
+pub use parse::ChunkParser;
 pub use tools::{ToolReport, ToolStats, MAX_TOOL_CALLS, MAX_TOOL_ROUNDS, ROUND_METRICS};

@@ -2,9 +2,12 @@
 //! non-streaming bodies, into content marks, usage and errors, as docs/metrics.md defines them.
 //!
 //! Only the fields loadkit needs are deserialized, straight from the event's bytes: generated
-//! text is never copied, only measured ([`TextLen`] sees serde_json's borrowed or scratch-buffer
-//! string), `choices` is read without building a `Vec`, and unknown fields are skipped. Parsing
-//! a chunk allocates nothing unless it carries an error message.
+//! text is never copied or unescaped, only measured ([`TextLen`] counts the bytes its raw JSON
+//! text stands for, escapes included), `choices` is read without building a `Vec`, and unknown
+//! fields are skipped. Parsing a chunk allocates nothing, content full of `\n` and `\uXXXX`
+//! included, except in two cases: a chunk that carries an error (or is malformed) allocates its
+//! message, and a chunk with an ignored field nested two deep, such as a `logprobs` object,
+//! allocates once for the nesting stack serde_json keeps while skipping it.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -269,6 +272,48 @@ impl StreamParser {
     }
 }
 
+/// Parses the SSE events of one streamed chat or completions response into a [`Probe`],
+/// exactly as [`OpenAiClient`](crate::OpenAiClient) does, for callers that bring their own
+/// transport (and for the `parse_cpu` benchmark).
+///
+/// ```
+/// use loadkit_core::Probe;
+/// use loadkit_openai::ChunkParser;
+/// use loadkit_sse::SseDecoder;
+///
+/// let mut sse = SseDecoder::new(1 << 20);
+/// let mut parser = ChunkParser::default();
+/// let mut probe = Probe::standalone();
+/// sse.push(b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n");
+/// while let Some(event) = sse.next_event()? {
+///     parser.event(&event, &mut probe)?;
+/// }
+/// assert!(parser.is_done());
+/// assert_eq!(probe.content_chunks(), 1);
+/// # Ok::<(), loadkit_core::RequestError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct ChunkParser(StreamParser);
+
+impl ChunkParser {
+    /// Handles one SSE event: marks its content and usage on `probe`, or returns the stream's
+    /// error (a malformed chunk, an in-stream error).
+    pub fn event(&mut self, event: &SseEvent<'_>, probe: &mut Probe) -> Result<(), RequestError> {
+        self.0.event(event, probe)
+    }
+
+    /// `data: [DONE]` was seen: the rest of the body carries nothing.
+    pub fn is_done(&self) -> bool {
+        self.0.is_done()
+    }
+
+    /// The body ended: `Ok` if the stream was complete (`[DONE]` or a `finish_reason`), else
+    /// a `truncated` error.
+    pub fn end(&self) -> Result<(), RequestError> {
+        self.0.end()
+    }
+}
+
 /// Parses a whole non-streaming response body: the content is one chunk of `completion_tokens`
 /// units (1 when the server reports no usage).
 pub(crate) fn full_response<S: Sink>(body: &[u8], sink: &mut S) -> Result<(), RequestError> {
@@ -444,6 +489,19 @@ pub(crate) mod tests {
             (
                 r#"{"usage":{"prompt_tokens":"seven"}}"#,
                 "malformed chunk: unexpected json structure",
+            ),
+            // Lone surrogates keep serde_json's own messages.
+            (
+                r#"{"choices":[{"delta":{"content":"a\ud800"}}]}"#,
+                "malformed chunk: unexpected end of hex escape",
+            ),
+            (
+                r#"{"choices":[{"delta":{"content":"\udc00"}}]}"#,
+                "malformed chunk: lone leading surrogate in hex escape",
+            ),
+            (
+                r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"\ud800\u0041"}}]}}]}"#,
+                "malformed chunk: lone leading surrogate in hex escape",
             ),
         ] {
             let e = check(&[content, bad, "[DONE]"]).2.unwrap_err();

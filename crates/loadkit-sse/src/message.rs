@@ -6,6 +6,8 @@
 
 use loadkit_core::RequestError;
 
+use crate::text_len::StringError;
+
 /// The text used when a server reports an error with an empty message.
 pub const NO_MESSAGE: &str = "server reported an error without a message";
 
@@ -92,6 +94,10 @@ pub fn without_position(e: &serde_json::Error) -> String {
 /// A protocol error `"{what}: {message}"` for a response that is not the JSON expected, where
 /// the message is `serde_json`'s without its position, and for a type error as `data` says.
 ///
+/// A string that [`TextLen`](crate::TextLen) rejects (a lone surrogate such as `"\ud800"`)
+/// keeps its message, as serde_json's own syntax errors do, although serde_json can only
+/// classify an error raised while deserializing a value as a data error.
+///
 /// ```
 /// use loadkit_sse::message::{json_error, DataErrors};
 ///
@@ -102,11 +108,14 @@ pub fn without_position(e: &serde_json::Error) -> String {
 /// assert_eq!(fixed.message, "malformed chunk: unexpected json structure");
 /// ```
 pub fn json_error(what: &str, e: &serde_json::Error, data: DataErrors) -> RequestError {
+    let message = without_position(e);
     let message = match (e.classify(), data) {
-        (serde_json::error::Category::Data, DataErrors::Fixed) => {
+        (serde_json::error::Category::Data, DataErrors::Fixed)
+            if !StringError::is_one(&message) =>
+        {
             "unexpected json structure".to_owned()
         }
-        _ => without_position(e),
+        _ => message,
     };
     RequestError::protocol(format!("{what}: {message}"))
 }

@@ -1,9 +1,19 @@
 //! `JsonPointer`: finds one field (RFC 6901 pointer) in a JSON document while deserializing
 //! it, without building a tree or allocating, and notices a top-level `"error"` on the way.
+//!
+//! The target value is measured from its raw text like [`TextLen`](crate::TextLen) measures,
+//! so escaped content allocates nothing either. What still allocates: a top-level `"error"`
+//! (read into a tree for its message), an ignored value nested two deep (serde_json keeps a
+//! stack while skipping), and escaped object keys or strings where the pointer expected an
+//! object or array (serde_json unescapes those).
 
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize as _;
+use serde_json::value::RawValue;
+
+use crate::text_len::unescaped_len;
 
 /// One step of a pointer: an object key, which is also an array index when it is a number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +104,18 @@ impl<'de> DeserializeSeed<'de> for Seek<'_> {
     type Value = Found;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Found, D::Error> {
+        if self.path.is_empty() && !self.top {
+            // The target: measured from its raw text, so an escaped string is not unescaped
+            // into serde_json's scratch buffer (which allocates).
+            let raw = <&RawValue>::deserialize(d)?.get().as_bytes();
+            return match raw.first() {
+                Some(b'"') => unescaped_len(&raw[1..raw.len() - 1])
+                    .map(Found::Text)
+                    .map_err(de::Error::custom),
+                Some(b'n') => Ok(Found::Nothing),
+                _ => Ok(Found::Other),
+            };
+        }
         d.deserialize_any(self)
     }
 }
@@ -275,6 +297,19 @@ mod tests {
         assert_eq!(find("/x", "[1,2]"), Found::Nothing);
         assert_eq!(find("/x", r#""text""#), Found::Nothing);
         assert_eq!(find("", r#""text""#), Found::Text(4));
+        assert_eq!(
+            find("/t", r#"{"t":"\ud83d\ude00\n\u4f60"}"#),
+            Found::Text(4 + 1 + 3)
+        );
+        assert_eq!(find("/t", r#"{"t":[1,{"a":2}]}"#), Found::Other);
+        let e = JsonPointer::parse("/t")
+            .unwrap()
+            .find(br#"{"t":"\udc00"}"#)
+            .unwrap_err();
+        assert_eq!(
+            crate::message::without_position(&e),
+            "lone leading surrogate in hex escape"
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! and must survive a server that never ends an event, so loadkit has its own equivalent: each
 //! received frame is copied once into one reused [`BytesMut`], and events are handed out as
 //! `&[u8]` slices of it. The common single-`data:`-line event costs no allocation at all;
-//! multi-line data is joined into one reused scratch buffer.
+//! multi-line data is joined into one reused scratch buffer. A scan cursor remembers how far an
+//! unfinished line has been searched for its terminator, so a long event trickled in over many
+//! reads is searched once, in time linear in its length.
 //!
 //! # What it implements
 //!
@@ -99,6 +101,9 @@ pub struct SseDecoder {
     start: usize,
     /// Offset of the next line to read.
     pos: usize,
+    /// Offset from which to look for the next line terminator: the bytes of the unfinished line
+    /// before it have none, so each byte is searched once however the line is trickled in.
+    scan: usize,
     /// The last line ended in `\r` at the end of the buffer: skip one `\n` that may follow.
     skip_lf: bool,
     /// The start of the stream has been checked for a BOM.
@@ -108,6 +113,9 @@ pub struct SseDecoder {
     event: Option<Range<usize>>,
     id: Option<Range<usize>>,
     failed: Option<FrameError>,
+    /// Bytes handed to the line-terminator search, for the test that it is linear.
+    #[cfg(test)]
+    examined: usize,
 }
 
 impl SseDecoder {
@@ -123,6 +131,7 @@ impl SseDecoder {
             max: max_event_size.max(1),
             start: 0,
             pos: 0,
+            scan: 0,
             skip_lf: false,
             bom_checked: false,
             data: Data::None,
@@ -130,6 +139,8 @@ impl SseDecoder {
             event: None,
             id: None,
             failed: None,
+            #[cfg(test)]
+            examined: 0,
         }
     }
 
@@ -161,6 +172,7 @@ impl SseDecoder {
         }
         self.start = 0;
         self.pos -= n;
+        self.scan -= n;
         if let Data::One(r) = &mut self.data {
             *r = r.start - n..r.end - n;
         }
@@ -224,16 +236,22 @@ impl SseDecoder {
                     Some(_) => self.skip_lf = false,
                 }
             }
-            let rest = &self.buf[self.pos..];
-            let Some(i) = memchr::memchr2(b'\n', b'\r', rest) else {
+            self.scan = self.scan.max(self.pos);
+            let unsearched = &self.buf[self.scan..];
+            #[cfg(test)]
+            {
+                self.examined += unsearched.len();
+            }
+            let Some(i) = memchr::memchr2(b'\n', b'\r', unsearched) else {
+                self.scan = self.buf.len();
                 if self.buf.len() - self.start > self.max {
                     return Err(FrameError::EventTooLarge { limit: self.max });
                 }
                 return Ok(false);
             };
-            let line = self.pos..self.pos + i;
+            let line = self.pos..self.scan + i;
             let mut next = line.end + 1;
-            if rest[i] == b'\r' {
+            if self.buf[line.end] == b'\r' {
                 match self.buf.get(next) {
                     Some(b'\n') => next += 1,
                     Some(_) => {}
@@ -241,6 +259,7 @@ impl SseDecoder {
                 }
             }
             self.pos = next;
+            self.scan = next;
             // The event's own bytes, up to this line's end (not its terminator).
             if line.end - self.start > self.max {
                 return Err(FrameError::EventTooLarge { limit: self.max });
@@ -505,6 +524,33 @@ mod tests {
             assert_eq!(sse.next_event(), Ok(None));
         }
         assert!(sse.buffered() < 32);
+    }
+
+    #[test]
+    fn a_long_line_trickled_in_is_searched_once() {
+        // 1 MiB on one line, pushed 64 bytes at a time after a first event (so the pushes
+        // compact the buffer under the unfinished line). Searching the whole unfinished line
+        // again on every push would examine about L²/128 bytes, 8 GiB here.
+        let long = "x".repeat(1 << 20);
+        for ending in ["\n", "\r\n", "\r"] {
+            let stream = format!("data: a{ending}{ending}data: {long}{ending}{ending}");
+            let mut sse = SseDecoder::new(2 << 20);
+            let mut datas = Vec::new();
+            for piece in stream.as_bytes().chunks(64) {
+                sse.push(piece);
+                while let Some(e) = sse.next_event().unwrap() {
+                    datas.push(e.data.len());
+                }
+            }
+            assert_eq!(datas, [1, long.len()], "{ending:?}");
+            assert_eq!(sse.buffered(), 0);
+            assert!(
+                sse.examined <= 2 * stream.len(),
+                "{ending:?}: {} bytes examined for {}",
+                sse.examined,
+                stream.len()
+            );
+        }
     }
 
     #[test]
