@@ -154,7 +154,7 @@ pub const ONE_LINE_MAX: usize = 200;
 /// use loadkit_core::one_line;
 ///
 /// assert_eq!(one_line("model  \"x\"\n not found"), "model \"x\" not found");
-/// assert_eq!(one_line(&"ab ".repeat(100)).len(), 203);
+/// assert_eq!(one_line(&"abc ".repeat(100)).len(), 203); // 200 bytes, then "..."
 /// ```
 pub fn one_line(text: &str) -> String {
     let max = ONE_LINE_MAX;
