@@ -2,8 +2,9 @@
 //!
 //! - `cargo xtask ci`: format check, clippy with `-D warnings`, the test suite, and
 //!   `cargo deny check licenses bans sources` when cargo-deny is installed.
-//! - `cargo xtask bench-stream [--streams N] [--seconds T] [--tokens K]`: builds release, runs the
-//!   simulator (zero pacing) and the client as separate processes pinned to separate cores, and
+//! - `cargo xtask bench-stream [--streams N] [--seconds T] [--tokens K] [--flush MODE]`: builds
+//!   release, runs the simulator (writing each token on its own, as real servers do, unless
+//!   `--flush packed`) and the client as separate processes pinned to separate cores, and
 //!   prints throughput, client CPU efficiency, memory and timing error against DESIGN.md §8, then
 //!   the in-memory framing and parsing cost per event (the `parse_cpu` example, no sockets).
 
@@ -41,7 +42,9 @@ const USAGE: &str = "usage: cargo xtask <task>
       --streams N         concurrent streams (default 64)
       --seconds T         seconds per phase (default 10)
       --tokens K          tokens per response in the throughput phase (default 256)
-      --slow-streams N    concurrent one-token-per-second streams in the memory phase (default 10000, 0 skips)";
+      --slow-streams N    concurrent one-token-per-second streams in the memory phase (default 10000, 0 skips)
+      --flush MODE        how the simulator writes unpaced streams: per-token (default, as real
+                          servers do) or packed (many events per write; the old, flattering mode)";
 
 /// The workspace root (the parent of this crate's directory).
 pub(crate) fn root() -> PathBuf {
