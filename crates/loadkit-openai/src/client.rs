@@ -394,6 +394,17 @@ mod tests {
         serde_json::from_slice(&client.body(&request)).unwrap()
     }
 
+    /// Every user's task holds one request's future: its size is per-stream memory (the 10,000
+    /// open streams budget). A rare path (a retry's handshake) must be boxed, not inlined.
+    #[test]
+    fn a_request_future_stays_small() {
+        let client = client(Endpoint::Chat);
+        let mut probe = Probe::standalone();
+        let call = client.call(OpenAiRequest::new("hi"), &mut probe);
+        let size = std::mem::size_of_val(&call);
+        assert!(size <= 3 * 1024, "the call future is {size} bytes");
+    }
+
     #[test]
     fn chat_bodies() {
         let chat = client(Endpoint::Chat);

@@ -32,9 +32,14 @@ use crate::message::error_body_message;
 /// Most bytes of an error response's body read for its message ([`Response::error`]).
 pub const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
-/// Longest time [`ResponseBody::finish`] keeps reading the rest of a finished response (in the
-/// background) so its connection can be reused; past it the connection is dropped.
+/// Longest time [`ResponseBody::finish`] keeps reading the rest of a finished response so its
+/// connection can be reused; past it the connection is dropped.
 pub const DRAIN_GRACE: Duration = Duration::from_millis(100);
+
+/// How long [`ResponseBody::finish`] waits for the rest of a body before leaving it to the
+/// background. Servers end the body in the same write as the end marker, so this is normally
+/// microseconds; a lingering server costs the user at most this much per request.
+pub const FINISH_INLINE: Duration = Duration::from_millis(10);
 
 /// Timeouts, pooling and size limits of an [`HttpClient`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,7 +234,10 @@ impl HttpClient {
             Ok(Ok(response)) => response,
             Ok(Err(e)) if classify::is_stale_connection(&e) => {
                 probe.stale_connection_retry();
-                match tokio::time::timeout_at(deadline, self.send_fresh(parts, body)).await {
+                // Boxed: the rare path must not grow every request's future (and so every
+                // user's task) by the size of a connection handshake.
+                let fresh = Box::pin(self.send_fresh(parts, body));
+                match tokio::time::timeout_at(deadline, fresh).await {
                     Err(_) => return Err(RequestError::timeout(TimeoutPhase::FirstByte, timeout)),
                     Ok(result) => result?,
                 }
@@ -468,30 +476,26 @@ impl ResponseBody {
 
     /// Ends a response whose message is complete (the protocol's end marker arrived; call
     /// [`Probe::mark_end`] first): the rest of the body, normally just the end of the chunked
-    /// encoding, is read off the clock so the connection goes back to the pool. What already
-    /// arrived is read at once (yielding twice to the connection's task); otherwise a
-    /// background task reads on for up to [`DRAIN_GRACE`] and then drops the connection, so a
-    /// server that lingers after its end marker holds neither the request nor its user. Bytes
-    /// read here are not counted in the request's bytes.
+    /// encoding, is read off the clock so the connection goes back to the pool before the
+    /// user's next request (which would otherwise open a new connection, and keep both). It is
+    /// awaited for up to [`FINISH_INLINE`]; a server that lingers longer after its end marker
+    /// is left to a background task that reads on for up to [`DRAIN_GRACE`] and then drops the
+    /// connection, so the linger holds neither the request nor, past that bound, its user.
+    /// Bytes read here are not counted in the request's bytes.
     pub async fn finish(mut self) {
-        let mut yields = 0;
-        let ended = std::future::poll_fn(|cx| match self.drain_ready(cx) {
-            Poll::Ready(()) => Poll::Ready(true),
-            Poll::Pending if yields < 2 => {
-                yields += 1;
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            Poll::Pending => Poll::Ready(false),
-        })
-        .await;
+        let ended = tokio::time::timeout(
+            FINISH_INLINE,
+            std::future::poll_fn(|cx| self.drain_ready(cx)),
+        )
+        .await
+        .is_ok();
         if ended {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let mut incoming = self.incoming;
             runtime.spawn(async move {
-                let _ = tokio::time::timeout(DRAIN_GRACE, async {
+                let _ = tokio::time::timeout(DRAIN_GRACE - FINISH_INLINE, async {
                     while let Some(Ok(_)) = incoming.frame().await {}
                 })
                 .await;

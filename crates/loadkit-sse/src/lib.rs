@@ -57,7 +57,7 @@ pub use frame::{FrameError, DEFAULT_MAX_EVENT_SIZE};
 pub use generic::{EndMarker, SseClient, SseOptions};
 pub use http::{
     parse_url, preflight, ConfigError, HttpClient, HttpConfig, Response, ResponseBody, DRAIN_GRACE,
-    ERROR_BODY_LIMIT,
+    ERROR_BODY_LIMIT, FINISH_INLINE,
 };
 pub use ndjson::NdjsonDecoder;
 pub use plain::{Expect, PlainClient, PlainOptions, TIME_TO_HEADERS};
