@@ -23,6 +23,12 @@ pub(crate) struct Cli {
     /// More log output on stderr (-v info, -vv debug); LOADKIT_LOG=... overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
+    /// Worker threads of the async runtime (1 to 1024; default: the cores available to this
+    /// process). Users and their connections are spread over the threads by tokio's
+    /// work-stealing scheduler; every request's timings are stamped by its own task and merged
+    /// by one collector, so the figures mean the same whatever the count.
+    #[arg(long, global = true, value_name = "N", value_parser = threads)]
+    pub(crate) threads: Option<usize>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -401,6 +407,15 @@ fn positive_u32(text: &str) -> Result<u32, String> {
     match text.trim().parse::<u32>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(format!("must be a whole number >= 1, got '{text}'")),
+    }
+}
+
+fn threads(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "must be a whole number from 1 to 1024, got '{text}'"
+        )),
     }
 }
 

@@ -287,6 +287,8 @@ fn meta(args: &RunArgs, target: String, simulator: bool) -> RunMeta {
     set("prompt", json!(prompt_label(args)));
     set("system_prompt", json!(args.system_prompt.is_some()));
     set("simulator", json!(simulator));
+    let threads = tokio::runtime::Handle::current().metrics().num_workers();
+    set("threads", json!(threads));
     RunMeta {
         protocol: args.protocol.name().to_owned(),
         target,
@@ -298,7 +300,11 @@ fn meta(args: &RunArgs, target: String, simulator: bool) -> RunMeta {
         settings,
         cpu_s: process::cpu_seconds(),
         peak_rss_bytes: process::peak_rss_bytes(),
-        client_cores: std::thread::available_parallelism().ok().map(|n| n.get()),
+        // The runtime's threads can use at most this many cores (--threads, capped by the
+        // cores available to the process).
+        client_cores: std::thread::available_parallelism()
+            .ok()
+            .map(|n| n.get().min(threads)),
     }
 }
 

@@ -197,6 +197,7 @@ fn bad_flags_give_one_clear_line_and_exit_2() {
             "--pattern burst",
         ),
         (vec!["run", "--burst-size", "3"], "does not apply"),
+        (vec!["run", "--threads", "0"], "from 1 to 1024, got '0'"),
         (vec!["run", "--scenario", "nope"], "unknown scenario 'nope'"),
         (vec!["run", "--url", "not a url"], "url"),
         (vec!["plan", "--duration", "1000h"], "at most 604800 s"),
@@ -936,4 +937,14 @@ fn a_second_interrupt_still_writes_the_report() {
     let r = report(&out);
     assert_eq!(r["run"]["stop_reason"], "signal");
     assert_eq!(r["consistency"]["passed"], true, "{:#}", r["consistency"]);
+}
+
+#[test]
+fn threads_sets_the_runtime_and_is_reported() {
+    let (_, one) = run_builtin("threads-1", &["--threads", "1"]);
+    assert_eq!(one["run"]["threads"], 1);
+    assert_eq!(one["totals"]["succeeded"], 8);
+    let (_, two) = run_builtin("threads-2", &["--threads", "2"]);
+    assert_eq!(two["run"]["threads"], 2);
+    assert_eq!(two["totals"]["succeeded"], 8);
 }
