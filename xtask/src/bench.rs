@@ -277,6 +277,9 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
             f(&r, &["throughput", "requests_per_s"]),
             events / secs
         );
+        if server_cpu.is_some_and(|server| server / secs >= 0.9) {
+            println!("  the server used 90 % or more of its core: the figure is the server's limit, a floor for the client");
+        }
         match server_cpu {
             Some(server) => println!(
                 "  CPU: client / server            {:>10.0} % / {:.0} % of a core",
@@ -411,7 +414,9 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
         );
     }
     // Phase 5: a generic SSE endpoint, parsing each event's JSON vs counting events only.
-    let (server, url) = start_sim(&bin, "sse", "0ms", "0ms", o.tokens, o.flush)?;
+    // Packed writes: this phase compares two client modes, so the client must be the bottleneck
+    // (with per-token writes the simulator's core saturates first).
+    let (server, url) = start_sim(&bin, "sse", "0ms", "0ms", o.tokens, "packed")?;
     let streams = o.streams.to_string();
     let mut rates = Vec::new();
     for (mode, flags) in [
@@ -444,7 +449,7 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
         rates.push(per_cpu);
         if rates.len() == 1 {
             println!(
-                "bench-stream: generic SSE, {} streams x {} s, {} events per response, zero pacing",
+                "bench-stream: generic SSE, {} streams x {} s, {} events per response, zero pacing, packed writes",
                 o.streams, o.seconds, o.tokens
             );
         }
@@ -460,6 +465,9 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
             count / parse
         );
     }
+    // Phase 7: plain keep-alive requests (no streaming), beside wrk when it is installed.
+    plain_requests(&bin, &o, &out)?;
+
     // Phase 6: framing and parsing alone, in memory (the example prints its own lines).
     let parse = pinned(0, &root().join("target/release/examples/parse_cpu"))
         .output()
@@ -469,5 +477,83 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
     }
     print!("{}", String::from_utf8_lossy(&parse.stdout));
     println!("  reports in {}", out.display());
+    Ok(())
+}
+
+/// `wrk` is on the PATH (it prints its usage and exits 1 without arguments).
+fn has_wrk() -> bool {
+    Command::new("wrk")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Runs `wrk -t1 -c{connections}` for `seconds` on core 0: (requests, CPU seconds), the CPU
+/// read from the pinned shell's reaped-children times.
+fn run_wrk(url: &str, connections: u32, seconds: u32) -> Result<(f64, f64)> {
+    let script = format!("wrk -t1 -c{connections} -d{seconds}s {url}; cat /proc/$$/stat");
+    let output = pinned(0, Path::new("sh"))
+        .args(["-c", &script])
+        .output()
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse::<f64>().ok())
+        .with_context(|| format!("unexpected wrk output: {text}"))?;
+    let stat = text.lines().last().unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    // cutime and cstime, the 16th and 17th fields of /proc/PID/stat (13th and 14th after the
+    // command name), in USER_HZ (100) ticks.
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    let cpu = ticks(13).zip(ticks(14)).map(|(u, s)| (u + s) / 100.0);
+    Ok((requests, cpu.context("reading wrk's CPU time")?))
+}
+
+/// Plain keep-alive GETs against the JSON simulator: loadkit (`--protocol http`) and, when
+/// installed, wrk with the same connections on the same core; requests per client CPU-second.
+fn plain_requests(bin: &Path, o: &Options, out: &Path) -> Result<()> {
+    let (server, url) = start_sim(bin, "http", "0ms", "0ms", 1, o.flush)?;
+    let users = o.streams.to_string();
+    let load = ["--protocol", "http", "--method", "GET", "--users", &users];
+    let before = server.cpu_s();
+    let r = run_loadkit(bin, &url, &load, o, &out.join("plain"))?;
+    let server_cpu = server.cpu_s().zip(before).map(|(a, b)| a - b);
+    let secs = f(&r, &["run", "duration_s"]);
+    let loadkit = f(&r, &["totals", "succeeded"]) / f(&r, &["generator", "cpu_s"]);
+    println!(
+        "bench-stream: plain keep-alive GET, {} connections x {} s (JSON simulator)",
+        o.streams, o.seconds
+    );
+    println!(
+        "  loadkit requests per client CPU-second {loadkit:>9.0}   (server at {:.0} % of a core, {:.0} failed)",
+        server_cpu.map_or(f64::NAN, |c| 100.0 * c / secs),
+        f(&r, &["totals", "failed"])
+    );
+    if !has_wrk() {
+        println!(
+            "  wrk not installed (apt-get install wrk): no side-by-side ratio (budget >= 1.0x wrk)"
+        );
+        return Ok(());
+    }
+    let before = server.cpu_s();
+    let (requests, cpu) = run_wrk(&url, o.streams, o.seconds)?;
+    let server_cpu = server.cpu_s().zip(before).map(|(a, b)| a - b);
+    let wrk = requests / cpu;
+    println!(
+        "  wrk requests per client CPU-second    {wrk:>9.0}   (server at {:.0} % of a core)",
+        server_cpu.map_or(f64::NAN, |c| 100.0 * c / f64::from(o.seconds))
+    );
+    println!(
+        "  loadkit vs wrk                        {:>9.2}x  (budget >= 1.0x: {})",
+        loadkit / wrk,
+        verdict(loadkit >= wrk)
+    );
     Ok(())
 }
