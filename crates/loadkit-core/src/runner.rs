@@ -360,7 +360,10 @@ where
         };
         let mut probe = Probe::new(self.start, record, self.tx.clone());
         let outcome = {
-            let call = AssertUnwindSafe(self.client.call(request, &mut probe)).catch_unwind();
+            // Boxed once where it is made: the wrappers below then move a pointer, not the
+            // client's whole future (kilobytes, copied by each wrapper on every request).
+            let call =
+                AssertUnwindSafe(Box::pin(self.client.call(request, &mut probe))).catch_unwind();
             tokio::select! {
                 biased;
                 _ = self.abort.cancelled() => Err(RequestError::cancelled()),
