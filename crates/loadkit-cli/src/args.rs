@@ -220,7 +220,8 @@ pub(crate) struct RunArgs {
 
     /// sse, http: the request body template; {{prompt}}, {{max_tokens}}, {{uuid}}, {{user}},
     /// {{seq}} and {{model}} are filled in (JSON-escaped when the template is JSON)
-    /// [default: {"prompt": "{{prompt}}", "max_tokens": {{max_tokens}}}].
+    /// [default: {"prompt": "{{prompt}}", "max_tokens": {{max_tokens}}}, and no body for GET,
+    /// HEAD, DELETE and OPTIONS].
     #[arg(
         long,
         value_name = "TEXT",

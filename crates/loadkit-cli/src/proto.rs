@@ -85,6 +85,13 @@ pub(crate) fn ollama(
 
 const DEFAULT_BODY: &str = r#"{"prompt": "{{prompt}}", "max_tokens": {{max_tokens}}}"#;
 
+/// Methods whose requests carry no body by convention.
+fn bodyless(method: &str) -> bool {
+    ["GET", "HEAD", "DELETE", "OPTIONS"]
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method.trim()))
+}
+
 /// What --method, --body / --body-file, --header and --success-status describe.
 fn request_spec(args: &RunArgs, url: &str) -> Result<RequestSpec, Fatal> {
     let text = match (&args.body, &args.body_file) {
@@ -92,6 +99,9 @@ fn request_spec(args: &RunArgs, url: &str) -> Result<RequestSpec, Fatal> {
         (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
             Fatal::usage(format!("cannot read --body-file {}: {e}", path.display()))
         })?,
+        // GET and the other body-less methods send no body unless one is given: many servers
+        // reject a GET with a body, and a load test must not send what the user did not ask for.
+        (None, None) if bodyless(&args.method) => String::new(),
         (None, None) => DEFAULT_BODY.to_owned(),
     };
     let template = BodyTemplate::new(&text).map_err(|e| Fatal::usage(e.to_string()))?;

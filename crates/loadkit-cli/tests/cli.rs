@@ -948,3 +948,13 @@ fn threads_sets_the_runtime_and_is_reported() {
     assert_eq!(two["run"]["threads"], 2);
     assert_eq!(two["totals"]["succeeded"], 8);
 }
+
+#[test]
+fn a_get_sends_no_body_unless_given_one() {
+    // The JSON simulator echoes how many body bytes it received.
+    let expect = ["--expect-pointer", "/received_bytes", "--expect-value", "0"];
+    let mut args = vec!["--protocol", "http", "--method", "GET"];
+    args.extend_from_slice(&expect);
+    let (_, r) = run_builtin("get-no-body", &args);
+    assert_eq!(r["totals"]["succeeded"], 8, "{:#}", r["errors"]);
+}
