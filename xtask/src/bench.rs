@@ -91,14 +91,30 @@ impl Server {
     /// CPU seconds the simulator has used so far (user + system, from `/proc`), if readable.
     fn cpu_s(&self) -> Option<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id())).ok()?;
-        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-        let rest = stat.rsplit_once(')')?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 =
-            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        // USER_HZ is 100 on every Linux this runs on.
-        Some(ticks / 100.0)
+        stat_cpu_s(&stat, Times::Own)
     }
+}
+
+/// Which CPU times of a `/proc/PID/stat` line.
+#[derive(Clone, Copy)]
+enum Times {
+    /// The process's own user + system time (utime, stime).
+    Own,
+    /// Its reaped children's (cutime, cstime).
+    Children,
+}
+
+/// CPU seconds from one `/proc/PID/stat` line (in USER_HZ ticks, 100 on every Linux this runs
+/// on). Fields are counted after the parenthesised command name, which may contain spaces.
+fn stat_cpu_s(stat: &str, times: Times) -> Option<f64> {
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime, stime are fields 14 and 15 of the line; cutime, cstime 16 and 17.
+    let first = match times {
+        Times::Own => 11,
+        Times::Children => 13,
+    };
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(first)? + ticks(first + 1)?) / 100.0)
 }
 
 impl Drop for Server {
@@ -504,16 +520,8 @@ fn run_wrk(url: &str, connections: u32, seconds: u32) -> Result<(f64, f64)> {
         .and_then(|(n, _)| n.trim().parse::<f64>().ok())
         .with_context(|| format!("unexpected wrk output: {text}"))?;
     let stat = text.lines().last().unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    // cutime and cstime, the 16th and 17th fields of /proc/PID/stat (13th and 14th after the
-    // command name), in USER_HZ (100) ticks.
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-    let cpu = ticks(13).zip(ticks(14)).map(|(u, s)| (u + s) / 100.0);
-    Ok((requests, cpu.context("reading wrk's CPU time")?))
+    let cpu = stat_cpu_s(stat, Times::Children).context("reading wrk's CPU time")?;
+    Ok((requests, cpu))
 }
 
 /// Plain keep-alive GETs against the JSON simulator: loadkit (`--protocol http`) and, when

@@ -14,20 +14,9 @@ use loadkit_core::Probe;
 use loadkit_openai::ChunkParser;
 use loadkit_sse::SseDecoder;
 
-/// CPU time this thread has used (user + system), from `/proc/thread-self/stat`, in clock ticks
-/// of 10 ms; every measurement below runs for at least a second of it.
-fn thread_cpu() -> Duration {
-    let text = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<u64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    Duration::from_millis(fields.iter().sum::<u64>() * 10)
-}
+#[path = "common/thread_cpu.rs"]
+mod thread_cpu;
+use thread_cpu::thread_cpu;
 
 /// `text` as a JSON string body the way Python's `json.dumps` writes it by default
 /// (`ensure_ascii=True`): control characters and quotes escaped, everything outside ASCII as

@@ -6,27 +6,16 @@
 //! is read from `/proc/thread-self/stat` (Linux, 10 ms resolution: run long enough). Run it with
 //! `cargo run --release -p loadkit-openai --example throughput -- [users] [tokens] [requests]`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use loadkit_core::schedule::FixedUsers;
 use loadkit_core::{RequestCtx, Runner};
 use loadkit_openai::{OpenAiClient, OpenAiConfig, OpenAiRequest};
 use loadkit_testbed::openai::{self, SimConfig};
 
-/// CPU time this thread has used (user + system), from `/proc/thread-self/stat`, in clock ticks
-/// of 10 ms.
-fn thread_cpu() -> Duration {
-    let text = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<u64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    Duration::from_millis(fields.iter().sum::<u64>() * 10)
-}
+#[path = "common/thread_cpu.rs"]
+mod thread_cpu;
+use thread_cpu::thread_cpu;
 
 fn main() {
     let mut args = std::env::args()

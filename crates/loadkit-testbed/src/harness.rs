@@ -43,6 +43,26 @@ pub fn errors(result: &RunResult) -> Vec<(String, String, u64)> {
         .collect()
 }
 
+/// How long [`Transport::lingering`](crate::Transport::lingering) servers in these tests keep
+/// each body open after its end marker.
+pub const LINGER: Duration = Duration::from_millis(800);
+
+/// Checks a run of sequential requests (one user) against a server lingering [`LINGER`] after
+/// each end marker, that took `wall`: every request succeeded, E2E ended at the marker (p50
+/// well under the linger), and the user did not wait for the bodies' ends (the whole run took
+/// less than two lingers, where waiting would take one per request).
+///
+/// # Panics
+///
+/// When any of that is not so (it is a test's assertion).
+pub fn assert_linger_is_off_the_clock(result: &RunResult, requests: u64, wall: Duration) {
+    let s = &result.stats;
+    assert_eq!(s.counters.succeeded, requests, "{:?}", errors(result));
+    let e2e = s.e2e.quantile(0.5);
+    assert!(e2e < LINGER / 4, "e2e p50 {e2e:?}");
+    assert!(wall < LINGER * 2, "the run took {wall:?}");
+}
+
 /// `d` in milliseconds.
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3

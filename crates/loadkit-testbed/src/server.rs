@@ -66,6 +66,16 @@ pub struct Transport {
     pub flush: Flush,
 }
 
+impl Transport {
+    /// Keep-alive connections, with each body kept open `linger` after its end.
+    pub fn lingering(linger: Duration) -> Self {
+        Self {
+            linger,
+            ..Self::default()
+        }
+    }
+}
+
 /// The service's error when a connection is to be closed without an answer; hyper then
 /// closes the connection.
 #[derive(Debug)]

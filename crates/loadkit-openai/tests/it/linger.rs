@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
-use crate::support::{config, run};
+use crate::support::{config, harness, run};
 
 /// Serves every connection one streamed answer: 4 content chunks 5 ms apart, `[DONE]`, then
 /// 800 ms of silence before the body's last chunk.
@@ -88,10 +88,7 @@ async fn a_lingering_body_holds_neither_the_request_nor_the_user() {
         ttft: Duration::from_millis(5),
         itl: Duration::from_millis(5),
         output_tokens: 4,
-        transport: loadkit_testbed::Transport {
-            linger: Duration::from_millis(800),
-            ..Default::default()
-        },
+        transport: loadkit_testbed::Transport::lingering(harness::LINGER),
         ..Default::default()
     })
     .await
@@ -99,10 +96,5 @@ async fn a_lingering_body_holds_neither_the_request_nor_the_user() {
     let started = std::time::Instant::now();
     let result = run(config(&server.base_url()), 4, 1).await;
     let wall = started.elapsed();
-    let s = &result.stats;
-    assert_eq!(s.counters.succeeded, 4, "{:?}", s.errors.top(5));
-    let e2e = s.e2e.quantile(0.5);
-    assert!(e2e < Duration::from_millis(200), "e2e p50 {e2e:?}");
-    // Four requests one after the other: 4 x 800 ms if the user waited for each body's end.
-    assert!(wall < Duration::from_millis(1600), "the run took {wall:?}");
+    harness::assert_linger_is_off_the_clock(&result, 4, wall);
 }

@@ -112,10 +112,7 @@ async fn lingering_rounds_do_not_lengthen_the_conversation() {
         itl: Duration::from_millis(5),
         output_tokens: 4,
         tool_rounds: 2,
-        transport: loadkit_testbed::Transport {
-            linger: Duration::from_millis(800),
-            ..Default::default()
-        },
+        transport: loadkit_testbed::Transport::lingering(loadkit_testbed::harness::LINGER),
         ..SimConfig::default()
     })
     .await
