@@ -50,13 +50,26 @@ where
 /// The engine marks `sent` just before it first polls `call`, and the end when `call` returns; the
 /// client marks the first byte, every content chunk and any usage the server reports. A client
 /// never measures time itself. Return `Err` with the right [`ErrorKind`] when the request fails.
+///
+/// **Sessions.** Each closed-loop user owns one [`Client::Session`] for its whole life, made with
+/// `Default` before its first request (so make it cheap: an empty `Option`) and dropped with the
+/// user; the client fills it lazily, e.g. connects a WebSocket on the first call and reuses it
+/// for the user's later requests. In open loop there are no users: every request gets a fresh
+/// session. When a call does not end by itself (the engine's total timeout, cancellation, a
+/// panic) the engine replaces the session with a new default one, because the connection in it
+/// may still carry the abandoned response. A client that keeps no state uses `()`.
 pub trait Client: Send + Sync + 'static {
     /// The request this client sends, as the [`Source`] makes it.
     type Request: Send + 'static;
 
-    /// Sends `request`, marking milestones on `probe`, and resolves when the response is complete.
+    /// What one user keeps between its requests (`()` for nothing).
+    type Session: Default + Send + 'static;
+
+    /// Sends `request` (on `session`'s connection, when the client keeps one), marking
+    /// milestones on `probe`, and resolves when the response is complete.
     fn call(
         &self,
+        session: &mut Self::Session,
         request: Self::Request,
         probe: &mut Probe,
     ) -> impl Future<Output = Result<(), RequestError>> + Send;
@@ -222,8 +235,9 @@ where
     R: Send + 'static,
 {
     type Request = R;
+    type Session = ();
 
-    async fn call(&self, request: R, probe: &mut Probe) -> Result<(), RequestError> {
+    async fn call(&self, _: &mut (), request: R, probe: &mut Probe) -> Result<(), RequestError> {
         (self.f)(request).await?;
         probe.content(1, 0);
         Ok(())

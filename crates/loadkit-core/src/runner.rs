@@ -340,7 +340,8 @@ where
             .is_some_and(|limit| self.measured.load(Ordering::Relaxed) >= limit)
     }
 
-    async fn execute(&self, ctx: RequestCtx, warmup: bool, queued: bool) {
+    /// Sends one request on `session`, which is reset when the call did not end by itself.
+    async fn execute(&self, session: &mut C::Session, ctx: RequestCtx, warmup: bool, queued: bool) {
         let request = self.source.make(&ctx);
         let sent = self.start.elapsed();
         let _ = self.tx.send(Msg::Started {
@@ -362,19 +363,55 @@ where
         let outcome = {
             // Boxed once where it is made: the wrappers below then move a pointer, not the
             // client's whole future (kilobytes, copied by each wrapper on every request).
-            let call =
-                AssertUnwindSafe(Box::pin(self.client.call(request, &mut probe))).catch_unwind();
+            let call = AssertUnwindSafe(Box::pin(self.client.call(session, request, &mut probe)))
+                .catch_unwind();
             tokio::select! {
                 biased;
-                _ = self.abort.cancelled() => Err(RequestError::cancelled()),
+                _ = self.abort.cancelled() => Err(Abandoned::Cancelled),
                 result = with_timeout(self.timeout, call) => result,
+            }
+        };
+        let outcome = match outcome {
+            Ok(result) => result,
+            Err(abandoned) => {
+                // The call was dropped or unwound midway: its connection may still carry the
+                // abandoned response, so the user's next request starts from a fresh session.
+                *session = C::Session::default();
+                Err(abandoned.into_error())
             }
         };
         probe.finish(outcome);
     }
 }
 
-async fn with_timeout<F>(timeout: Option<Duration>, call: F) -> Result<(), RequestError>
+/// A call that did not end by itself.
+enum Abandoned {
+    Cancelled,
+    TimedOut(Duration),
+    Panicked(Box<dyn Any + Send>),
+}
+
+impl Abandoned {
+    fn into_error(self) -> RequestError {
+        match self {
+            Abandoned::Cancelled => RequestError::cancelled(),
+            Abandoned::TimedOut(after) => RequestError::timeout(TimeoutPhase::Total, after),
+            Abandoned::Panicked(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                RequestError::protocol(format!("client panicked: {what}"))
+            }
+        }
+    }
+}
+
+async fn with_timeout<F>(
+    timeout: Option<Duration>,
+    call: F,
+) -> Result<Result<(), RequestError>, Abandoned>
 where
     F: std::future::Future<Output = Result<Result<(), RequestError>, Box<dyn Any + Send>>>,
 {
@@ -382,17 +419,10 @@ where
         None => call.await,
         Some(t) => match tokio::time::timeout(t, call).await {
             Ok(r) => r,
-            Err(_) => return Err(RequestError::timeout(TimeoutPhase::Total, t)),
+            Err(_) => return Err(Abandoned::TimedOut(t)),
         },
     };
-    result.unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_owned());
-        Err(RequestError::protocol(format!("client panicked: {what}")))
-    })
+    result.map_err(Abandoned::Panicked)
 }
 
 impl<C, S> Runner<C, S>
@@ -684,7 +714,9 @@ where
                 user: None,
                 scheduled: offset,
             };
-            task.execute(ctx, warmup, queued).await;
+            // No users in open loop: each request has a session of its own.
+            let mut session = C::Session::default();
+            task.execute(&mut session, ctx, warmup, queued).await;
             drop(permit);
         });
     };
@@ -861,6 +893,8 @@ where
     }
 
     async fn run(mut self) {
+        // Made before the first request, filled by the client, dropped with the user.
+        let mut session = C::Session::default();
         let start = self.shared.start;
         let pacing = self.schedule.pacing();
         let mut intended = self.schedule.first_start(self.user);
@@ -903,7 +937,7 @@ where
                 user: Some(self.user),
                 scheduled: slot.min(intended),
             };
-            self.shared.execute(ctx, warmup, false).await;
+            self.shared.execute(&mut session, ctx, warmup, false).await;
             let ended = start.elapsed();
             let next = pacing.next_start(intended, ended);
             overrun = next.overrun;

@@ -38,8 +38,9 @@ impl Fake {
 
 impl Client for Fake {
     type Request = u64;
+    type Session = ();
 
-    async fn call(&self, _seq: u64, probe: &mut Probe) -> Result<(), RequestError> {
+    async fn call(&self, _: &mut (), _seq: u64, probe: &mut Probe) -> Result<(), RequestError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(self.ttft).await;
         if let Some(kind) = self.fail {
@@ -339,8 +340,9 @@ struct Panics;
 
 impl Client for Panics {
     type Request = u64;
+    type Session = ();
 
-    async fn call(&self, seq: u64, _probe: &mut Probe) -> Result<(), RequestError> {
+    async fn call(&self, _: &mut (), seq: u64, _probe: &mut Probe) -> Result<(), RequestError> {
         if seq % 2 == 0 {
             panic!("bad client");
         }
@@ -667,7 +669,8 @@ async fn the_window_ends_at_the_deadline_not_after_the_grace_period() {
     struct Stall;
     impl Client for Stall {
         type Request = u64;
-        async fn call(&self, seq: u64, probe: &mut Probe) -> Result<(), RequestError> {
+        type Session = ();
+        async fn call(&self, _: &mut (), seq: u64, probe: &mut Probe) -> Result<(), RequestError> {
             tokio::time::sleep(if seq == 0 { S(3_600) } else { MS(10) }).await;
             probe.content(1, 1);
             Ok(())
@@ -707,7 +710,8 @@ struct FailAfterStreaming;
 
 impl Client for FailAfterStreaming {
     type Request = u64;
-    async fn call(&self, seq: u64, probe: &mut Probe) -> Result<(), RequestError> {
+    type Session = ();
+    async fn call(&self, _: &mut (), seq: u64, probe: &mut Probe) -> Result<(), RequestError> {
         for i in 0..5 {
             if i > 0 {
                 tokio::time::sleep(MS(if seq % 2 == 1 { 50 } else { 10 })).await;
@@ -778,7 +782,8 @@ async fn one_chunk_carrying_every_token_records_no_tpot() {
     struct NoStream;
     impl Client for NoStream {
         type Request = u64;
-        async fn call(&self, _: u64, probe: &mut Probe) -> Result<(), RequestError> {
+        type Session = ();
+        async fn call(&self, _: &mut (), _: u64, probe: &mut Probe) -> Result<(), RequestError> {
             tokio::time::sleep(MS(100)).await;
             probe.content(32, 128);
             probe.usage(Some(8), Some(32));
@@ -810,4 +815,100 @@ fn absurd_durations_are_refused_not_overflowed() {
     let err = build(Duration::from_secs(500_000_000_000 * 31_557_600)).unwrap_err();
     assert!(err.to_string().contains("365 days"), "{err}");
     assert!(build(S(3600)).is_ok());
+}
+
+/// Records, per request, which session it ran on and what that session had seen before.
+#[derive(Clone, Default)]
+struct Sessions {
+    /// (user, session id, requests the session served before this one).
+    seen: Arc<Mutex<Vec<(Option<u32>, u64, u32)>>>,
+    next_id: Arc<AtomicU64>,
+}
+
+#[derive(Default)]
+struct Conn {
+    id: Option<u64>,
+    served: u32,
+}
+
+impl Client for Sessions {
+    type Request = RequestCtx;
+    type Session = Conn;
+    async fn call(
+        &self,
+        conn: &mut Conn,
+        ctx: RequestCtx,
+        probe: &mut Probe,
+    ) -> Result<(), RequestError> {
+        // Connected lazily, on the session's first request.
+        let id = *conn
+            .id
+            .get_or_insert_with(|| self.next_id.fetch_add(1, Ordering::Relaxed));
+        self.seen.lock().unwrap().push((ctx.user, id, conn.served));
+        conn.served += 1;
+        // Request 5 hangs past the engine's timeout: its session must not be reused.
+        tokio::time::sleep(if ctx.seq == 5 { S(60) } else { MS(300) }).await;
+        probe.content(1, 1);
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_user_keeps_its_session_and_a_timed_out_call_resets_it() {
+    let client = Sessions::default();
+    let seen = Arc::clone(&client.seen);
+    let r = Runner::builder(client, |ctx: &RequestCtx| *ctx)
+        .closed_loop(FixedUsers::new(2).unwrap())
+        .requests(12)
+        .timeout(Some(S(1)))
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(r.stats.counters.failed, 1, "{:?}", r.stats.counters);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 12);
+    let five = seen[5];
+    let mut sessions_by_user = std::collections::BTreeMap::<u32, Vec<(u64, u32)>>::new();
+    for (user, id, served) in &seen {
+        sessions_by_user
+            .entry(user.unwrap())
+            .or_default()
+            .push((*id, *served));
+    }
+    for (user, uses) in &sessions_by_user {
+        // A session serves its user's requests in order, one after another.
+        for pair in uses.windows(2) {
+            let ((a, n), (b, m)) = (pair[0], pair[1]);
+            if a == b {
+                assert_eq!(m, n + 1, "user {user}: {uses:?}");
+            } else {
+                // Only the user whose request timed out got a new session, once.
+                assert_eq!(Some(*user), five.0, "user {user}: {uses:?}");
+                assert_eq!(m, 0, "a new session starts empty: {uses:?}");
+            }
+        }
+    }
+    let ids: std::collections::BTreeSet<u64> = seen.iter().map(|s| s.1).collect();
+    assert_eq!(ids.len(), 3, "two users, one reset: {seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn open_loop_requests_each_get_a_fresh_session() {
+    let client = Sessions::default();
+    let seen = Arc::clone(&client.seen);
+    let r = Runner::builder(client, |ctx: &RequestCtx| *ctx)
+        .open_loop(ConstantRate::new(10.0).unwrap())
+        .requests(5)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(r.stats.counters.succeeded, 5);
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .all(|&(user, _, served)| user.is_none() && served == 0),
+        "{seen:?}"
+    );
 }

@@ -404,8 +404,14 @@ impl OllamaClient {
 
 impl Client for OllamaClient {
     type Request = OllamaRequest;
+    type Session = ();
 
-    async fn call(&self, request: OllamaRequest, probe: &mut Probe) -> Result<(), RequestError> {
+    async fn call(
+        &self,
+        _: &mut (),
+        request: OllamaRequest,
+        probe: &mut Probe,
+    ) -> Result<(), RequestError> {
         let body = self.body(&request);
         drop(request);
         let mut http = http::Request::new(Bytes::from(body));

@@ -349,8 +349,14 @@ impl OpenAiClient {
 
 impl Client for OpenAiClient {
     type Request = OpenAiRequest;
+    type Session = ();
 
-    async fn call(&self, request: OpenAiRequest, probe: &mut Probe) -> Result<(), RequestError> {
+    async fn call(
+        &self,
+        _: &mut (),
+        request: OpenAiRequest,
+        probe: &mut Probe,
+    ) -> Result<(), RequestError> {
         if let Some(tools) = &self.tools {
             return self.converse(tools, request, probe).await;
         }
@@ -400,7 +406,8 @@ mod tests {
     fn a_request_future_stays_small() {
         let client = client(Endpoint::Chat);
         let mut probe = Probe::standalone();
-        let call = client.call(OpenAiRequest::new("hi"), &mut probe);
+        let mut session = ();
+        let call = client.call(&mut session, OpenAiRequest::new("hi"), &mut probe);
         let size = std::mem::size_of_val(&call);
         assert!(size <= 3 * 1024, "the call future is {size} bytes");
     }

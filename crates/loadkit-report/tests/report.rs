@@ -11,8 +11,9 @@ struct Fake;
 
 impl Client for Fake {
     type Request = u64;
+    type Session = ();
 
-    async fn call(&self, seq: u64, probe: &mut Probe) -> Result<(), RequestError> {
+    async fn call(&self, _: &mut (), seq: u64, probe: &mut Probe) -> Result<(), RequestError> {
         tokio::time::sleep(Duration::from_millis(50)).await;
         if seq % 10 == 9 {
             return Err(RequestError::new(
@@ -246,7 +247,8 @@ async fn tpot_of_one_chunk_answers_shows_a_dash() {
     struct OneChunk;
     impl Client for OneChunk {
         type Request = u64;
-        async fn call(&self, _: u64, probe: &mut Probe) -> Result<(), RequestError> {
+        type Session = ();
+        async fn call(&self, _: &mut (), _: u64, probe: &mut Probe) -> Result<(), RequestError> {
             tokio::time::sleep(Duration::from_millis(30)).await;
             probe.content(16, 64);
             Ok(())

@@ -222,8 +222,14 @@ fn malformed(e: serde_json::Error) -> RequestError {
 
 impl Client for SseClient {
     type Request = TemplateRequest;
+    type Session = ();
 
-    async fn call(&self, request: TemplateRequest, probe: &mut Probe) -> Result<(), RequestError> {
+    async fn call(
+        &self,
+        _: &mut (),
+        request: TemplateRequest,
+        probe: &mut Probe,
+    ) -> Result<(), RequestError> {
         let http = self.prepared.request(&request);
         drop(request);
         let response = self.http.send(http, probe).await?;

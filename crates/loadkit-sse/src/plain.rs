@@ -99,8 +99,14 @@ impl PlainClient {
 
 impl Client for PlainClient {
     type Request = TemplateRequest;
+    type Session = ();
 
-    async fn call(&self, request: TemplateRequest, probe: &mut Probe) -> Result<(), RequestError> {
+    async fn call(
+        &self,
+        _: &mut (),
+        request: TemplateRequest,
+        probe: &mut Probe,
+    ) -> Result<(), RequestError> {
         let http = self.prepared.request(&request);
         drop(request);
         let response = self.http.send(http, probe).await?;

@@ -22,8 +22,9 @@ struct Fetch {
 
 impl Client for Fetch {
     type Request = ();
+    type Session = ();
 
-    async fn call(&self, _: (), probe: &mut Probe) -> Result<(), RequestError> {
+    async fn call(&self, _: &mut (), _: (), probe: &mut Probe) -> Result<(), RequestError> {
         let request = http::Request::post(self.uri.clone())
             .header("content-type", "application/json")
             .body(Bytes::from_static(BODY.as_bytes()))
