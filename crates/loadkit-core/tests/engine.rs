@@ -817,11 +817,13 @@ fn absurd_durations_are_refused_not_overflowed() {
     assert!(build(S(3600)).is_ok());
 }
 
+/// (user, session id, requests the session served before this one).
+type Use = (Option<u32>, u64, u32);
+
 /// Records, per request, which session it ran on and what that session had seen before.
 #[derive(Clone, Default)]
 struct Sessions {
-    /// (user, session id, requests the session served before this one).
-    seen: Arc<Mutex<Vec<(Option<u32>, u64, u32)>>>,
+    seen: Arc<Mutex<Vec<Use>>>,
     next_id: Arc<AtomicU64>,
 }
 
