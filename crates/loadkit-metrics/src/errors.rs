@@ -47,6 +47,11 @@ pub enum ErrorKind {
     Server,
     /// A WebSocket closed with this close code.
     WsClose(u16),
+    /// A WebSocket keepalive failed: no pong within the ping timeout, or the server closed
+    /// with 1011 (what `websockets` and most servers send when their own ping goes unanswered,
+    /// e.g. while a long prefill blocks their event loop). Told apart from a context-length
+    /// failure, which is a `Server`, `HttpStatus` or `WsClose` error with the server's text.
+    KeepaliveTimeout,
     /// The response was well-formed but failed the success rule (e.g. too few chunks).
     Validation,
     /// The run stopped while the request was in flight.
@@ -65,6 +70,7 @@ impl ErrorKind {
             ErrorKind::Truncated => "truncated",
             ErrorKind::Server => "server_error",
             ErrorKind::WsClose(_) => "ws_close",
+            ErrorKind::KeepaliveTimeout => "keepalive_timeout",
             ErrorKind::Validation => "validation",
             ErrorKind::Cancelled => "cancelled",
         }
