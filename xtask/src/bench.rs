@@ -148,7 +148,7 @@ fn start_server(
     tokens: u32,
     flush: &str,
 ) -> Result<(Server, String)> {
-    start_sim(bin, "openai", ttft, itl, tokens, flush)
+    start_sim(bin, "openai-chat", ttft, itl, tokens, flush)
 }
 
 fn start_sim(

@@ -45,36 +45,6 @@ pub(crate) enum Command {
     ServeSim(ServeArgs),
 }
 
-/// The protocol spoken to the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Protocol {
-    /// OpenAI-compatible POST /v1/chat/completions.
-    OpenaiChat,
-    /// OpenAI-compatible POST /v1/completions.
-    OpenaiCompletions,
-    /// Ollama POST /api/chat (NDJSON stream).
-    OllamaChat,
-    /// Ollama POST /api/generate (NDJSON stream).
-    OllamaGenerate,
-    /// Any Server-Sent Events endpoint (--body, --content-pointer, --end-marker, ...).
-    Sse,
-    /// Plain non-streaming HTTP request/response (batch traffic).
-    Http,
-}
-
-impl Protocol {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Protocol::OpenaiChat => "openai-chat",
-            Protocol::OpenaiCompletions => "openai-completions",
-            Protocol::OllamaChat => "ollama-chat",
-            Protocol::OllamaGenerate => "ollama-generate",
-            Protocol::Sse => "sse",
-            Protocol::Http => "http",
-        }
-    }
-}
-
 /// What an open-loop arrival does when --max-in-flight requests are running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum OnSaturation {
@@ -93,22 +63,17 @@ pub(crate) enum PromptPreset {
     Medium,
     /// About 400 words.
     Long,
+    /// Asks for 2000 numbered lines (pushes a model to write until max_tokens).
+    Lines,
+    /// Asks to count to 100000 (the longest outputs, for output sweeps).
+    Numbers,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// Target: the base URL as OpenAI SDKs take it (http://host:8000/v1) or the full endpoint
-    /// URL. Without it, the built-in simulator is started and load-tested.
-    #[arg(long, value_name = "URL")]
-    pub(crate) url: Option<String>,
-
-    /// Protocol spoken to the target.
-    #[arg(long, value_enum, default_value = "openai-chat")]
-    pub(crate) protocol: Protocol,
-
-    /// Model name sent with each request (the simulator accepts any).
-    #[arg(long)]
-    pub(crate) model: Option<String>,
+    /// The target, the workload and the report.
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
 
     /// The load pattern and its parameters.
     #[command(flatten)]
@@ -153,6 +118,32 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s")]
     pub(crate) warmup: Duration,
 
+    /// After the run stops, in-flight requests get this long to finish before being cancelled.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "30s")]
+    pub(crate) grace: Duration,
+
+    /// Stop the run after this many failed requests (0: never). Exit code 1 when reached.
+    #[arg(long, value_name = "N", default_value = "0")]
+    pub(crate) max_failures: u64,
+}
+/// What every command that sends requests shares: the target and protocol, the prompt and
+/// generation settings, timeouts, and where the report goes.
+#[derive(Debug, Args)]
+pub(crate) struct TargetArgs {
+    /// Target: the base URL as OpenAI SDKs take it (http://host:8000/v1) or the full endpoint
+    /// URL. Without it, the built-in simulator is started and load-tested.
+    #[arg(long, value_name = "URL")]
+    pub(crate) url: Option<String>,
+
+    /// Protocol spoken to the target; each protocol's own options are listed below under
+    /// "Protocol options".
+    #[arg(long, default_value = "openai-chat", value_parser = clap::builder::PossibleValuesParser::new(crate::registry::names()))]
+    pub(crate) protocol: String,
+
+    /// Model name sent with each request (the simulator accepts any).
+    #[arg(long)]
+    pub(crate) model: Option<String>,
+
     /// Per-request deadline, from send to the last byte.
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "60s")]
     pub(crate) timeout: Duration,
@@ -164,14 +155,6 @@ pub(crate) struct RunArgs {
     /// Deadline between two pieces of a streamed response.
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "30s")]
     pub(crate) idle_timeout: Duration,
-
-    /// After the run stops, in-flight requests get this long to finish before being cancelled.
-    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "30s")]
-    pub(crate) grace: Duration,
-
-    /// Stop the run after this many failed requests (0: never). Exit code 1 when reached.
-    #[arg(long, value_name = "N", default_value = "0")]
-    pub(crate) max_failures: u64,
 
     /// The user prompt, the same for every request.
     #[arg(long, value_name = "TEXT", conflicts_with_all = ["prompt_preset", "prompt_words"])]
@@ -194,6 +177,11 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "N", default_value = "128", value_parser = positive_u32, allow_negative_numbers = true)]
     pub(crate) max_tokens: u32,
 
+    /// A lower bound on output tokens, sent as `min_tokens` (vLLM, the ws-chat default
+    /// message): forces long outputs in limit tests. Ignored by protocols without one.
+    #[arg(long, value_name = "N", value_parser = positive_u32, allow_negative_numbers = true)]
+    pub(crate) min_tokens: Option<u32>,
+
     /// Sampling temperature sent with each request.
     #[arg(long, default_value = "0", allow_negative_numbers = true, value_parser = non_negative_f64)]
     pub(crate) temperature: f64,
@@ -210,100 +198,6 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "VAR", default_value = "OPENAI_API_KEY")]
     pub(crate) api_key_env: String,
 
-    /// Send non-streaming requests (`"stream": false`).
-    #[arg(long)]
-    pub(crate) no_stream: bool,
-
-    /// Do not send `stream_options.include_usage` (for servers that reject it).
-    #[arg(long)]
-    pub(crate) no_usage_request: bool,
-
-    /// sse, http: the request body template; {{prompt}}, {{max_tokens}}, {{uuid}}, {{user}},
-    /// {{seq}} and {{model}} are filled in (JSON-escaped when the template is JSON)
-    /// [default: {"prompt": "{{prompt}}", "max_tokens": {{max_tokens}}}, and no body for GET,
-    /// HEAD, DELETE and OPTIONS].
-    #[arg(
-        long,
-        value_name = "TEXT",
-        conflicts_with = "body_file",
-        help_heading = "Generic HTTP / SSE"
-    )]
-    pub(crate) body: Option<String>,
-
-    /// sse, http: read the body template from a file.
-    #[arg(long, value_name = "FILE", help_heading = "Generic HTTP / SSE")]
-    pub(crate) body_file: Option<PathBuf>,
-
-    /// sse, http: the HTTP method.
-    #[arg(long, default_value = "POST", help_heading = "Generic HTTP / SSE")]
-    pub(crate) method: String,
-
-    /// sse: JSON pointer of the content field (e.g. /choices/0/delta/content); an event is a
-    /// chunk when it is non-empty [default: every data: event is a chunk].
-    #[arg(
-        long,
-        value_name = "POINTER",
-        conflicts_with = "count_only",
-        help_heading = "Generic HTTP / SSE"
-    )]
-    pub(crate) content_pointer: Option<String>,
-
-    /// sse: where the stream ends: a data payload such as [DONE], event:NAME, or close
-    /// [default: close; [DONE] against the built-in simulator].
-    #[arg(long, value_name = "MARKER", help_heading = "Generic HTTP / SSE")]
-    pub(crate) end_marker: Option<String>,
-
-    /// sse: a success needs at least N chunks (3 means "more than 2").
-    #[arg(long, value_name = "N", default_value = "1", value_parser = positive_u64, help_heading = "Generic HTTP / SSE")]
-    pub(crate) min_chunks: u64,
-
-    /// sse, http: statuses that count as success (e.g. 2xx, 200, 2xx,304).
-    #[arg(
-        long,
-        value_name = "RULE",
-        default_value = "2xx",
-        help_heading = "Generic HTTP / SSE"
-    )]
-    pub(crate) success_status: String,
-
-    /// sse: count data: events without parsing them (no JSON at all: the cheapest client).
-    #[arg(long, help_heading = "Generic HTTP / SSE")]
-    pub(crate) count_only: bool,
-
-    /// http: a JSON pointer that must exist in a successful body.
-    #[arg(long, value_name = "POINTER", help_heading = "Generic HTTP / SSE")]
-    pub(crate) expect_pointer: Option<String>,
-
-    /// http: the value --expect-pointer must equal (JSON, or else a string).
-    #[arg(
-        long,
-        value_name = "VALUE",
-        requires = "expect_pointer",
-        help_heading = "Generic HTTP / SSE"
-    )]
-    pub(crate) expect_value: Option<String>,
-
-    /// ollama: keep_alive sent with each request (e.g. 5m, 0, -1).
-    #[arg(long, value_name = "DURATION", help_heading = "Ollama")]
-    pub(crate) keep_alive: Option<String>,
-
-    /// ollama: options.num_ctx (context window the model is loaded with).
-    #[arg(long, value_name = "N", value_parser = positive_u32, help_heading = "Ollama")]
-    pub(crate) num_ctx: Option<u32>,
-
-    /// ollama: a request whose load_duration exceeds this paid a cold model load.
-    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "500ms", help_heading = "Ollama")]
-    pub(crate) cold_load_threshold: Duration,
-
-    /// openai-chat: tool definitions (a JSON array of OpenAI tools); tool calls are answered
-    /// with deterministic fake results and the model is asked again.
-    #[arg(long, value_name = "FILE", help_heading = "Tool calling")]
-    pub(crate) tools: Option<PathBuf>,
-
-    /// openai-chat with --tools: the most tool rounds per conversation.
-    #[arg(long, value_name = "N", default_value = "4", value_parser = positive_u32, help_heading = "Tool calling")]
-    pub(crate) max_tool_rounds: u32,
-
     /// Directory for report.json [default: loadkit-results/<UTC timestamp>].
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,
@@ -311,6 +205,10 @@ pub(crate) struct RunArgs {
     /// No live progress: only the final summary.
     #[arg(long, short)]
     pub(crate) quiet: bool,
+
+    /// The protocol options given (filled from the matches by `args::parse`).
+    #[arg(skip)]
+    pub(crate) protocol_options: Vec<(String, Vec<String>)>,
 }
 
 #[derive(Debug, Args)]
@@ -353,9 +251,10 @@ pub(crate) enum ScenariosCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Which simulator.
-    #[arg(long, value_enum, default_value = "openai")]
-    pub(crate) protocol: crate::sim::SimKind,
+    /// The protocol whose simulator to run (openai-chat and openai-completions share one,
+    /// as do ollama-chat and ollama-generate).
+    #[arg(long, default_value = "openai-chat", value_parser = clap::builder::PossibleValuesParser::new(crate::registry::names()))]
+    pub(crate) protocol: String,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub(crate) addr: std::net::SocketAddr,
@@ -375,7 +274,33 @@ pub(crate) struct ServeArgs {
     /// each token's event on its own, as vLLM and llama.cpp do; packed puts many events in each
     /// write (about 16 KiB), so the client reads many per read, a ceiling that flatters it.
     #[arg(long, value_enum, default_value = "per-token")]
-    pub(crate) flush: crate::sim::FlushMode,
+    pub(crate) flush: FlushMode,
+}
+
+/// How an unpaced simulated stream is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FlushMode {
+    /// Each token's event in its own write.
+    PerToken,
+    /// Many events per write.
+    Packed,
+}
+
+/// The whole command line: `loadkit` with every protocol's options added to `run`.
+pub(crate) fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    Cli::command().mut_subcommand("run", crate::registry::augment)
+}
+
+/// Parses `argv`, the protocol options included.
+pub(crate) fn parse(argv: Vec<String>) -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches as _;
+    let matches = command().try_get_matches_from(argv)?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if let (Command::Run(args), Some(("run", run))) = (&mut cli.command, matches.subcommand()) {
+        args.target.protocol_options = crate::registry::given(run);
+    }
+    Ok(cli)
 }
 
 /// The longest duration any flag takes (the engine refuses longer runs too).
@@ -460,7 +385,7 @@ mod tests {
 
     #[test]
     fn the_cli_definition_is_consistent() {
-        use clap::CommandFactory as _;
-        Cli::command().debug_assert();
+        // Also catches a protocol option that collides with a shared flag.
+        command().debug_assert();
     }
 }

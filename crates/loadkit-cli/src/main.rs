@@ -6,17 +6,14 @@ mod live;
 mod pattern;
 mod plan;
 mod process;
-mod proto;
+mod registry;
 mod run;
 mod scenario;
 mod serve;
-mod sim;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
-use crate::args::{Cli, Command};
+use crate::args::Command;
 
 /// Exit codes, as docs and `--help` state them.
 pub(crate) mod exit {
@@ -32,18 +29,28 @@ pub(crate) mod exit {
     pub(crate) const INTERRUPTED: u8 = 130;
 }
 
-/// An error that ends the program with a specific exit code and a one-line message.
+/// An error that ends the program with a specific exit code; printed on one line with its
+/// whole source chain (`context: cause: cause`).
 #[derive(Debug)]
 pub(crate) struct Fatal {
     pub(crate) code: u8,
-    pub(crate) message: String,
+    pub(crate) error: anyhow::Error,
 }
 
 impl Fatal {
-    pub(crate) fn usage(message: impl Into<String>) -> Self {
+    /// Bad flags or configuration (exit code 2).
+    pub(crate) fn usage(message: impl std::fmt::Display) -> Self {
         Self {
             code: exit::USAGE,
-            message: message.into(),
+            error: anyhow::anyhow!("{message}"),
+        }
+    }
+
+    /// `error`, ending the program with `code`.
+    pub(crate) fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code,
+            error: error.into(),
         }
     }
 }
@@ -52,11 +59,11 @@ fn main() -> ExitCode {
     let argv = match plan::expand_scenario(std::env::args().collect()) {
         Ok(argv) => argv,
         Err(fatal) => {
-            eprintln!("error: {}", fatal.message);
+            eprintln!("error: {:#}", fatal.error);
             return ExitCode::from(fatal.code);
         }
     };
-    let cli = match Cli::try_parse_from(argv) {
+    let cli = match args::parse(argv) {
         Ok(cli) => cli,
         Err(e) => return clap_error(e),
     };
@@ -85,7 +92,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(fatal) => {
-            eprintln!("error: {}", fatal.message);
+            eprintln!("error: {:#}", fatal.error);
             ExitCode::from(fatal.code)
         }
     }

@@ -3,9 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::CommandFactory as _;
-
-use crate::args::{Cli, PlanArgs, ScenariosArgs, ScenariosCommand};
+use crate::args::{PlanArgs, ScenariosArgs, ScenariosCommand};
 use crate::pattern::{self, Load};
 use crate::{exit, scenario, Fatal};
 
@@ -107,7 +105,7 @@ fn run_flags() -> (Vec<String>, Vec<String>) {
 }
 
 fn subcommand_flags(name: &str) -> (Vec<String>, Vec<String>) {
-    let cmd = Cli::command();
+    let cmd = crate::args::command();
     let sub = cmd.find_subcommand(name).expect("the subcommand exists");
     let mut known = Vec::new();
     let mut boolean = Vec::new();
@@ -209,7 +207,7 @@ mod tests {
             .collect();
         expand_scenario(argv)
             .map(|v| v[1..].join(" "))
-            .unwrap_or_else(|e| format!("error: {}", e.message))
+            .unwrap_or_else(|e| format!("error: {}", e.error))
     }
 
     #[test]
@@ -231,7 +229,6 @@ mod tests {
 
     #[test]
     fn every_preset_is_valid_for_run_and_plan() {
-        use clap::Parser as _;
         let (known, boolean) = run_flags();
         for name in scenario::load(None, &known, &boolean).unwrap().keys() {
             for sub in ["run", "plan"] {
@@ -243,7 +240,7 @@ mod tests {
                 ])
                 .unwrap();
                 let cli =
-                    Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{name} ({sub}): {e}"));
+                    crate::args::parse(argv).unwrap_or_else(|e| panic!("{name} ({sub}): {e}"));
                 let load = match cli.command {
                     crate::args::Command::Run(a) => a.load,
                     crate::args::Command::Plan(a) => a.load,

@@ -4,21 +4,24 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use loadkit_core::{CancellationToken, Client, RunResult, Runner, Saturation, Source, StopReason};
-use loadkit_report::{render_summary, Report, RunMeta};
-use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
-use crate::args::{OnSaturation, PromptPreset, Protocol, RunArgs};
+use loadkit_core::prompt::{Preset, PromptSource};
+use loadkit_core::protocol::{self, Protocol, RunPlan, Settings, SimScript, Simulator, Value};
+use loadkit_core::{CancellationToken, RunResult, Saturation, StopReason};
+use loadkit_report::{render_summary, Report, RunMeta};
+use serde_json::{json, Map};
+
+use crate::args::{OnSaturation, PromptPreset, RunArgs};
 use crate::live::LiveLine;
 use crate::pattern::{self, Load};
-use crate::proto;
-use crate::sim::{Pacing, Sim, SimKind};
-use crate::{exit, process, Fatal};
+use crate::{exit, process, registry, Fatal};
 
 /// Duration of a run given neither --duration nor --requests.
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
-    let mut load = pattern::build(&args.load, args.seed).map_err(Fatal::usage)?;
+    let (protocol, name) = registry::find(&args.target.protocol)?;
+    let load = pattern::build(&args.load, args.target.seed).map_err(Fatal::usage)?;
     // A pattern that ends by itself (stages) sets the default duration.
     let natural = Load::natural_length(&args.load);
     let duration = match (args.duration, args.requests) {
@@ -26,105 +29,56 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
         (d, _) => d,
     };
     if args.dry_run {
+        let mut load = load;
         let horizon = duration.unwrap_or(DEFAULT_DURATION) + args.warmup;
         crate::plan::print_plan(&mut load, horizon, None)?;
         return Ok(exit::OK);
     }
+    let options = registry::options_for(protocol, name, &args.target.protocol_options)?;
 
-    check_protocol_flags(&args)?;
     // The built-in simulator stands in for a target when none is given.
-    let simulator = match &args.url {
+    let simulator = match &args.target.url {
         Some(_) => None,
-        None => {
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-                .await
-                .map_err(|e| Fatal::usage(format!("cannot start the built-in simulator: {e}")))?;
-            Some(Sim::start(
-                SimKind::for_protocol(args.protocol),
-                listener,
-                Pacing::default(),
-            ))
-        }
+        None => Some(start_simulator(
+            protocol,
+            name,
+            "127.0.0.1:0",
+            &SimScript::default(),
+        )?),
     };
-    let base_url = match (&args.url, &simulator) {
+    let url = match (&args.target.url, &simulator) {
         (Some(url), _) => url.clone(),
         (None, Some(sim)) => sim.url(),
         (None, None) => unreachable!("a simulator is started when no url is given"),
     };
-    if simulator.is_some() && !args.quiet {
-        eprintln!("no --url given: load-testing the built-in simulator at {base_url}");
+    let settings = settings(&args, name, url, simulator.is_some());
+    let launch = protocol
+        .build(&settings, &options)
+        .map_err(|e| Fatal::new(exit::USAGE, e))?;
+    if simulator.is_some() && !args.target.quiet {
+        eprintln!(
+            "no --url given: load-testing the built-in simulator at {}",
+            settings.url
+        );
     }
+    launch
+        .preflight()
+        .await
+        .map_err(|e| Fatal::new(exit::UNREACHABLE, e))?;
+    let target = launch.target().to_owned();
+    let protocol_settings = launch.settings();
+    let outcome = launch
+        .run(plan(&args, load, duration))
+        .await
+        .map_err(|e| Fatal::new(exit::USAGE, e))?;
+    let result = outcome.result;
 
-    let mut sections = Map::new();
-    let (result, target) = match args.protocol {
-        Protocol::OpenaiChat | Protocol::OpenaiCompletions => {
-            let (client, source, target) = proto::openai(&args, &base_url)?;
-            preflight(&target, &args).await?;
-            let tool_stats = client.tool_stats();
-            let result = drive(&args, load, duration, client, source).await?;
-            if let Some(stats) = tool_stats {
-                let t = stats.snapshot();
-                let by: Map<String, Value> = t
-                    .by_tool_rounds
-                    .iter()
-                    .map(|(rounds, n)| (rounds.to_string(), json!(n)))
-                    .collect();
-                sections.insert(
-                    "tools".to_owned(),
-                    json!({
-                        "conversations": t.conversations,
-                        "tool_rounds": t.tool_rounds,
-                        "mean_tool_rounds": if t.conversations == 0 { 0.0 } else {
-                            t.tool_rounds as f64 / t.conversations as f64
-                        },
-                        "limit_reached": t.limit_reached,
-                        "max_tool_rounds": args.max_tool_rounds,
-                        "conversations_by_tool_rounds": by,
-                        "round_metrics": "tool_round_K: latency of request K of a conversation; e2e: the whole conversation",
-                    }),
-                );
-            }
-            (result, target)
-        }
-        Protocol::OllamaChat | Protocol::OllamaGenerate => {
-            let (client, source, target) = proto::ollama(&args, &base_url)?;
-            preflight(&target, &args).await?;
-            client.check_model().await.map_err(|e| Fatal {
-                code: exit::UNREACHABLE,
-                message: format!("{target}: {e}"),
-            })?;
-            let result = drive(&args, load, duration, client, source).await?;
-            let cold = result
-                .stats
-                .server
-                .get(loadkit_ollama::metric::COLD_LOAD)
-                .map_or(0, |h| h.count());
-            sections.insert(
-                "ollama".to_owned(),
-                json!({
-                    "cold_loads": cold,
-                    "cold_load_threshold_ms": args.cold_load_threshold.as_secs_f64() * 1e3,
-                    "server_metrics": ["server_load", "server_prompt_eval", "server_eval", "server_total"],
-                    "overhead_metric": "client_overhead",
-                }),
-            );
-            (result, target)
-        }
-        Protocol::Sse => {
-            let (client, source, target) = proto::sse(&args, &base_url)?;
-            preflight(&target, &args).await?;
-            (drive(&args, load, duration, client, source).await?, target)
-        }
-        Protocol::Http => {
-            let (client, source, target) = proto::http(&args, &base_url)?;
-            preflight(&target, &args).await?;
-            (drive(&args, load, duration, client, source).await?, target)
-        }
-    };
-
-    let mut report = Report::from_run(&result, meta(&args, target, simulator.is_some()));
-    report.sections.extend(sections);
-    let out_dir = args.out.clone().unwrap_or_else(default_out_dir);
+    let mut report = Report::from_run(
+        &result,
+        meta(&args, target, simulator.is_some(), &protocol_settings),
+    );
+    report.add_sections(&outcome.sections);
+    let out_dir = args.target.out.clone().unwrap_or_else(default_out_dir);
     let written = write_report(&out_dir, &report);
     print!("\n{}", render_summary(&report));
     match &written {
@@ -140,81 +94,92 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
     Ok(exit_code(&result))
 }
 
-/// Refuses flags that the chosen protocol does not use, in one line.
-fn check_protocol_flags(args: &RunArgs) -> Result<(), Fatal> {
-    let p = args.protocol;
-    let generic = matches!(p, Protocol::Sse | Protocol::Http);
-    let ollama = matches!(p, Protocol::OllamaChat | Protocol::OllamaGenerate);
-    let checks: [(bool, bool, &str); 9] = [
-        (args.body.is_some() || args.body_file.is_some(), generic, "--body/--body-file apply to --protocol sse and http"),
-        (args.method != "POST", generic, "--method applies to --protocol sse and http"),
-        (args.success_status != "2xx", generic, "--success-status applies to --protocol sse and http"),
-        (args.content_pointer.is_some() || args.end_marker.is_some() || args.count_only || args.min_chunks != 1,
-            p == Protocol::Sse, "--content-pointer, --end-marker, --min-chunks and --count-only apply to --protocol sse"),
-        (args.expect_pointer.is_some(), p == Protocol::Http, "--expect-pointer/--expect-value apply to --protocol http"),
-        (args.keep_alive.is_some() || args.num_ctx.is_some(), ollama, "--keep-alive and --num-ctx apply to --protocol ollama-chat and ollama-generate"),
-        (args.tools.is_some(), p == Protocol::OpenaiChat, "--tools applies to --protocol openai-chat"),
-        (args.tools.is_some() && args.no_stream, false, "--tools needs streaming (drop --no-stream)"),
-        (args.no_stream && generic, false, "--no-stream applies to openai and ollama protocols"),
-    ];
-    for (given, allowed, message) in checks {
-        if given && !allowed {
-            return Err(Fatal::usage(message));
-        }
+/// Starts `protocol`'s built-in simulator for `name` on `addr`.
+pub(crate) fn start_simulator(
+    protocol: &dyn Protocol,
+    name: &str,
+    addr: &str,
+    script: &SimScript,
+) -> Result<Box<dyn Simulator>, Fatal> {
+    let listener = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| Fatal::usage(format!("cannot listen on {addr}: {e}")))?;
+    protocol.simulate(name, listener, script).ok_or_else(|| {
+        Fatal::usage(format!(
+            "--protocol {name} has no built-in simulator: give --url"
+        ))
+    })
+}
+
+/// The shared settings every protocol is built from.
+fn settings(args: &RunArgs, name: &'static str, url: String, simulated: bool) -> Settings {
+    let api_key = std::env::var(&args.target.api_key_env)
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    Settings {
+        protocol: name,
+        url,
+        simulated,
+        model: args.target.model.clone(),
+        max_tokens: args.target.max_tokens,
+        min_tokens: args.target.min_tokens,
+        temperature: args.target.temperature,
+        seed: args.target.seed,
+        prompts: prompt_source(args),
+        system_prompt: args.target.system_prompt.as_deref().map(Arc::from),
+        headers: args.target.headers.clone(),
+        api_key,
+        connect_timeout: args.target.connect_timeout,
+        first_byte_timeout: args.target.timeout,
+        idle_timeout: args.target.idle_timeout,
     }
-    Ok(())
 }
 
-/// Fails with exit code 3 when the target cannot be reached before the run starts.
-async fn preflight(target: &str, args: &RunArgs) -> Result<(), Fatal> {
-    loadkit_sse::preflight(target, args.connect_timeout)
-        .await
-        .map_err(|e| Fatal {
-            code: exit::UNREACHABLE,
-            message: format!("target unreachable: {target}: {e}"),
-        })
-}
-
-/// Runs any protocol's client with the schedule, stop conditions and observers the flags ask for.
-async fn drive<C, S>(
-    args: &RunArgs,
-    load: Load,
-    duration: Option<Duration>,
-    client: C,
-    source: S,
-) -> Result<RunResult, Fatal>
-where
-    C: Client,
-    S: Source<Item = C::Request>,
-{
+/// The schedule, stop conditions and observers the flags ask for.
+fn plan(args: &RunArgs, load: Load, duration: Option<Duration>) -> RunPlan {
     let cancel = CancellationToken::new();
     watch_signals(cancel.clone());
-    let mut builder = Runner::builder(client, source)
-        .warmup(args.warmup)
-        .timeout(Some(args.timeout))
-        .grace(args.grace)
-        .max_failures(args.max_failures)
-        .max_in_flight(args.max_in_flight)
-        .on_saturation(match args.on_saturation {
-            OnSaturation::Queue => Saturation::Queue,
-            OnSaturation::Drop => Saturation::Drop,
-        })
-        .cancel_token(cancel);
-    builder = match load {
-        Load::Open(schedule) => builder.open_loop(schedule),
-        Load::Closed(schedule) => builder.closed_loop(schedule),
+    let mut plan = RunPlan::new(match load {
+        Load::Open(schedule) => protocol::Load::Open(schedule),
+        Load::Closed(schedule) => protocol::Load::Closed(schedule),
+    });
+    plan.duration = duration;
+    plan.requests = args.requests;
+    plan.warmup = args.warmup;
+    plan.timeout = Some(args.target.timeout);
+    plan.grace = args.grace;
+    plan.max_failures = args.max_failures;
+    plan.max_in_flight = args.max_in_flight;
+    plan.saturation = match args.on_saturation {
+        OnSaturation::Queue => Saturation::Queue,
+        OnSaturation::Drop => Saturation::Drop,
     };
-    if let Some(d) = duration {
-        builder = builder.duration(d);
+    plan.cancel = Some(cancel);
+    if !args.target.quiet {
+        plan.observers
+            .push(Box::new(LiveLine::new(duration.map(|d| d + args.warmup))));
     }
-    if let Some(n) = args.requests {
-        builder = builder.requests(n);
+    plan
+}
+
+pub(crate) fn prompt_source(args: &RunArgs) -> PromptSource {
+    if let Some(text) = &args.target.prompt {
+        return PromptSource::Fixed(Arc::from(text.as_str()));
     }
-    if !args.quiet {
-        builder = builder.observer(LiveLine::new(duration.map(|d| d + args.warmup)));
+    if let Some(words) = args.target.prompt_words {
+        return PromptSource::Words {
+            words,
+            seed: args.target.seed,
+        };
     }
-    let runner = builder.build().map_err(|e| Fatal::usage(e.to_string()))?;
-    Ok(runner.run().await)
+    let preset = match args.target.prompt_preset.unwrap_or(PromptPreset::Short) {
+        PromptPreset::Short => Preset::Short,
+        PromptPreset::Medium => Preset::Medium,
+        PromptPreset::Long => Preset::Long,
+        PromptPreset::Lines => Preset::Lines,
+        PromptPreset::Numbers => Preset::Numbers,
+    };
+    PromptSource::Fixed(Arc::from(preset.text()))
 }
 
 fn exit_code(result: &RunResult) -> u8 {
@@ -226,19 +191,24 @@ fn exit_code(result: &RunResult) -> u8 {
 }
 
 fn prompt_label(args: &RunArgs) -> String {
-    if args.prompt.is_some() {
+    if args.target.prompt.is_some() {
         "text".to_owned()
-    } else if let Some(words) = args.prompt_words {
+    } else if let Some(words) = args.target.prompt_words {
         format!("words:{words}")
     } else {
-        let preset = args.prompt_preset.unwrap_or(PromptPreset::Short);
+        let preset = args.target.prompt_preset.unwrap_or(PromptPreset::Short);
         format!("preset:{}", format!("{preset:?}").to_lowercase())
     }
 }
 
-fn meta(args: &RunArgs, target: String, simulator: bool) -> RunMeta {
+fn meta(
+    args: &RunArgs,
+    target: String,
+    simulator: bool,
+    protocol_settings: &[(&'static str, Value)],
+) -> RunMeta {
     let mut settings = Map::new();
-    let mut set = |k: &str, v: Value| {
+    let mut set = |k: &str, v: serde_json::Value| {
         settings.insert(k.to_owned(), v);
     };
     if let Some(name) = &args.scenario {
@@ -254,49 +224,29 @@ fn meta(args: &RunArgs, target: String, simulator: bool) -> RunMeta {
     if let Some(n) = args.requests {
         set("requests_limit", json!(n));
     }
-    set("timeout_s", json!(args.timeout.as_secs_f64()));
-    set("max_tokens", json!(args.max_tokens));
-    set("temperature", json!(args.temperature));
-    set("stream", json!(!args.no_stream));
-    match args.protocol {
-        Protocol::Sse => {
-            set(
-                "mode",
-                json!(if args.count_only {
-                    "count-only"
-                } else {
-                    "parse"
-                }),
-            );
-            set("content_pointer", json!(args.content_pointer));
-            set("end_marker", json!(args.end_marker));
-            set("min_chunks", json!(args.min_chunks));
-            set("success_status", json!(args.success_status));
-        }
-        Protocol::Http => {
-            set("method", json!(args.method));
-            set("success_status", json!(args.success_status));
-            set("expect_pointer", json!(args.expect_pointer));
-        }
-        Protocol::OllamaChat | Protocol::OllamaGenerate => {
-            set("keep_alive", json!(args.keep_alive));
-            set("num_ctx", json!(args.num_ctx));
-        }
-        _ => {}
+    set("timeout_s", json!(args.target.timeout.as_secs_f64()));
+    set("max_tokens", json!(args.target.max_tokens));
+    if let Some(n) = args.target.min_tokens {
+        set("min_tokens", json!(n));
+    }
+    set("temperature", json!(args.target.temperature));
+    for (key, value) in protocol_settings {
+        set(key, loadkit_report::json_value(value));
     }
     set("prompt", json!(prompt_label(args)));
-    set("system_prompt", json!(args.system_prompt.is_some()));
+    set("system_prompt", json!(args.target.system_prompt.is_some()));
     set("simulator", json!(simulator));
     let threads = tokio::runtime::Handle::current().metrics().num_workers();
     set("threads", json!(threads));
     RunMeta {
-        protocol: args.protocol.name().to_owned(),
+        protocol: args.target.protocol.clone(),
         target,
         model: args
+            .target
             .model
             .clone()
             .or_else(|| simulator.then(|| "loadkit-sim".to_owned())),
-        seed: Some(args.seed),
+        seed: Some(args.target.seed),
         settings,
         cpu_s: process::cpu_seconds(),
         peak_rss_bytes: process::peak_rss_bytes(),
@@ -309,7 +259,7 @@ fn meta(args: &RunArgs, target: String, simulator: bool) -> RunMeta {
 }
 
 fn pattern_is_open(args: &RunArgs) -> bool {
-    pattern::build(&args.load, args.seed).is_ok_and(|l| matches!(l, Load::Open(_)))
+    pattern::build(&args.load, args.target.seed).is_ok_and(|l| matches!(l, Load::Open(_)))
 }
 
 fn default_out_dir() -> PathBuf {

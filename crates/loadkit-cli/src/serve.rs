@@ -1,21 +1,20 @@
 //! `loadkit serve-sim`: a built-in simulated server as a standalone process.
 
-use crate::args::ServeArgs;
-use crate::sim::{Pacing, Sim};
-use crate::{exit, Fatal};
+use loadkit_core::protocol::SimScript;
+
+use crate::args::{FlushMode, ServeArgs};
+use crate::{exit, registry, run, Fatal};
 
 pub(crate) async fn serve(args: ServeArgs) -> Result<u8, Fatal> {
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .map_err(|e| Fatal::usage(format!("cannot listen on {}: {e}", args.addr)))?;
-    let pacing = Pacing {
+    let (protocol, name) = registry::find(&args.protocol)?;
+    let script = SimScript {
         ttft: args.ttft,
         itl: args.itl,
         tokens: args.tokens,
         usage: !args.no_usage,
-        flush: args.flush,
+        per_token_writes: args.flush == FlushMode::PerToken,
     };
-    let server = Sim::start(args.protocol, listener, pacing);
+    let server = run::start_simulator(protocol, name, &args.addr.to_string(), &script)?;
     // The address line is machine-read by `cargo xtask bench-stream`: keep its shape.
     println!("listening on {}", server.url());
     let _ = tokio::signal::ctrl_c().await;

@@ -769,7 +769,7 @@ fn generic_protocol_flags_are_validated_before_any_load() {
                 "--content-pointer",
                 "/a",
             ][..],
-            "cannot be used with",
+            "exclude each other",
         ),
         (
             &["--protocol", "sse", "--content-pointer", "a"][..],
@@ -781,11 +781,11 @@ fn generic_protocol_flags_are_validated_before_any_load() {
         ),
         (
             &["--protocol", "http", "--min-chunks", "3"][..],
-            "apply to --protocol sse",
+            "--min-chunks applies to --protocol sse, not http",
         ),
         (
             &["--protocol", "openai-chat", "--keep-alive", "5m"][..],
-            "apply to --protocol ollama",
+            "--keep-alive applies to --protocol ollama-chat, ollama-generate, not openai-chat",
         ),
         (
             &["--protocol", "sse", "--method", "NO PE"][..],

@@ -57,8 +57,10 @@ mod collector;
 mod event;
 mod probe;
 pub mod prompt;
+pub mod protocol;
 mod runner;
 mod stats;
+pub mod sweep;
 mod timing;
 
 pub use client::{

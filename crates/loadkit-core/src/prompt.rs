@@ -13,11 +13,21 @@ pub enum Preset {
     Medium,
     /// A page-sized request (about 400 words).
     Long,
+    /// Asks for a long numbered list of lines: pushes a model to write until `max_tokens`.
+    Lines,
+    /// Asks to count upwards, one number per line: the longest outputs, for output sweeps.
+    Numbers,
 }
 
 impl Preset {
     /// Every preset, for help texts.
-    pub const ALL: [Preset; 3] = [Preset::Short, Preset::Medium, Preset::Long];
+    pub const ALL: [Preset; 5] = [
+        Preset::Short,
+        Preset::Medium,
+        Preset::Long,
+        Preset::Lines,
+        Preset::Numbers,
+    ];
 
     /// The preset's name as the CLI takes it.
     pub fn name(self) -> &'static str {
@@ -25,6 +35,8 @@ impl Preset {
             Preset::Short => "short",
             Preset::Medium => "medium",
             Preset::Long => "long",
+            Preset::Lines => "lines",
+            Preset::Numbers => "numbers",
         }
     }
 
@@ -46,6 +58,8 @@ impl Preset {
                 text.push_str(&synthetic_words(320, 0x5eed));
                 text
             }
+            Preset::Lines => LINES.to_owned(),
+            Preset::Numbers => NUMBERS.to_owned(),
         }
     }
 }
@@ -57,6 +71,13 @@ impl fmt::Display for Preset {
 }
 
 const SHORT: &str = "Explain in one paragraph why the sky is blue.";
+
+const LINES: &str = "Write a numbered list of 2000 different lines, each a short sentence about a \
+different everyday object. Do not stop early, do not summarize, and do not add anything before \
+or after the list.";
+
+const NUMBERS: &str = "Count from 1 to 100000, one number per line, in digits. Do not skip any \
+number, do not stop early, and write nothing else.";
 
 const MEDIUM: &str =
     "You are helping a small team plan the migration of a web service from a single \

@@ -234,6 +234,12 @@ where
         self
     }
 
+    /// Adds an observer that is already boxed.
+    pub fn observer_boxed(mut self, observer: Box<dyn Observer>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
     /// Cancelling this token stops the run at once: no new requests, in-flight ones cancelled,
     /// and the result still returned.
     pub fn cancel_token(mut self, token: CancellationToken) -> Self {

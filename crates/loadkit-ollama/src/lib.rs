@@ -33,6 +33,7 @@
 
 mod client;
 mod parse;
+pub mod protocol;
 
 pub use client::{
     ConfigError, HealthError, OllamaClient, OllamaConfig, OllamaEndpoint, OllamaRequest,

@@ -55,6 +55,7 @@
 mod client;
 mod config;
 mod parse;
+pub mod protocol;
 mod tools;
 
 pub use client::{OpenAiClient, OpenAiRequest};

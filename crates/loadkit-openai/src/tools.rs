@@ -67,6 +67,17 @@ pub struct ToolReport {
     pub by_tool_rounds: Vec<(u32, u64)>,
 }
 
+impl ToolReport {
+    /// Tool rounds per conversation (0 when there were none).
+    pub fn mean_tool_rounds(&self) -> f64 {
+        if self.conversations == 0 {
+            0.0
+        } else {
+            self.tool_rounds as f64 / self.conversations as f64
+        }
+    }
+}
+
 impl ToolStats {
     fn record(&self, probe: &Probe, tool_rounds: u32, limited: bool) {
         if probe.is_warmup() {

@@ -7,6 +7,7 @@
 
 mod consistency;
 mod model;
+mod section;
 mod terminal;
 
 pub use consistency::{Check, Consistency};
@@ -14,6 +15,7 @@ pub use model::{
     ErrorRow, Generator, Metric, MissedByReason, Report, RunInfo, RunMeta, Throughput, TimelineRow,
     Tokens, Totals, WarmupOutcomes, SCHEMA_VERSION,
 };
+pub use section::json_value;
 pub use terminal::render_summary;
 
 /// Why a report could not be read or written.

@@ -48,6 +48,7 @@ pub mod message;
 mod ndjson;
 mod plain;
 mod pointer;
+pub mod protocol;
 mod spec;
 mod sse;
 mod template;

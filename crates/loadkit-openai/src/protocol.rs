@@ -1,0 +1,209 @@
+//! `openai-chat` and `openai-completions` as a front end registers them ([`OPENAI`]): options
+//! (streaming, usage, tools, forced lengths), building from the shared settings, the `tools`
+//! report section, and the simulator.
+
+use std::sync::Arc;
+
+use loadkit_core::protocol::{
+    Launch, OptionSpec, Options, Prepared, Protocol, ProtocolName, Section, Settings, SetupError,
+    SimScript, Simulator, Value,
+};
+use loadkit_core::RequestCtx;
+use loadkit_sse::protocol::{http_config, tcp_preflight};
+
+use crate::{Endpoint, OpenAiClient, OpenAiConfig, OpenAiRequest, ToolReport};
+
+/// `--protocol openai-chat` and `--protocol openai-completions`.
+pub static OPENAI: OpenAi = OpenAi;
+
+/// The OpenAI-compatible protocols.
+#[derive(Debug)]
+pub struct OpenAi;
+
+const CHAT: &str = "openai-chat";
+const COMPLETIONS: &str = "openai-completions";
+
+/// The model name sent to the built-in simulator when none is given.
+pub const SIM_MODEL: &str = "loadkit-sim";
+
+const OPTIONS: &[OptionSpec] = &[
+    OptionSpec::switch(
+        "no-stream",
+        "Send non-streaming requests (\"stream\": false)",
+    ),
+    OptionSpec::switch(
+        "no-usage-request",
+        "Do not send stream_options.include_usage (for servers that reject it)",
+    ),
+    OptionSpec::switch(
+        "ignore-eos",
+        "Send \"ignore_eos\": true so the model writes max_tokens tokens (vLLM, llama.cpp)",
+    ),
+    OptionSpec::value(
+        "tools",
+        "FILE",
+        "Tool definitions (a JSON array of OpenAI tools); tool calls are answered with \
+         deterministic fake results and the model is asked again",
+    )
+    .only(&[CHAT]),
+    OptionSpec::value(
+        "max-tool-rounds",
+        "N",
+        "With --tools: the most tool rounds per conversation",
+    )
+    .default("4")
+    .only(&[CHAT]),
+];
+
+impl Protocol for OpenAi {
+    fn names(&self) -> &'static [ProtocolName] {
+        &[
+            ProtocolName {
+                name: CHAT,
+                about: "OpenAI-compatible POST /v1/chat/completions",
+            },
+            ProtocolName {
+                name: COMPLETIONS,
+                about: "OpenAI-compatible POST /v1/completions",
+            },
+        ]
+    }
+
+    fn options(&self) -> &'static [OptionSpec] {
+        OPTIONS
+    }
+
+    fn build(&self, s: &Settings, o: &Options) -> Result<Box<dyn Launch>, SetupError> {
+        let stream = !o.flag("no-stream");
+        let config = OpenAiConfig {
+            url: s.url.clone(),
+            endpoint: if s.protocol == COMPLETIONS {
+                Endpoint::Completions
+            } else {
+                Endpoint::Chat
+            },
+            model: s
+                .model
+                .clone()
+                .or_else(|| s.simulated.then(|| SIM_MODEL.to_owned())),
+            max_tokens: Some(s.max_tokens),
+            temperature: s.temperature,
+            seed: Some(s.seed),
+            stream,
+            include_usage: !o.flag("no-usage-request"),
+            api_key: s.api_key.clone(),
+            headers: s.headers.clone(),
+            http: http_config(s),
+        };
+        let target = config
+            .endpoint_url()
+            .map_err(|e| SetupError::caused("invalid --url", e))?;
+        let mut client =
+            OpenAiClient::new(config).map_err(|e| SetupError::caused("invalid --url", e))?;
+        let mut extra = serde_json::Map::new();
+        if let Some(n) = s.min_tokens {
+            extra.insert("min_tokens".to_owned(), n.into());
+        }
+        if o.flag("ignore-eos") {
+            extra.insert("ignore_eos".to_owned(), true.into());
+        }
+        if !extra.is_empty() {
+            client = client
+                .with_extra_body(extra)
+                .map_err(|e| SetupError::caused("extra body fields", e))?;
+        }
+        let max_rounds = o.parse::<u32>("max-tool-rounds")?.unwrap_or(4);
+        if let Some(path) = o.get("tools") {
+            if !stream {
+                return Err(SetupError::new(
+                    "--tools needs streaming (drop --no-stream)",
+                ));
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| SetupError::caused(format!("cannot read --tools {path}"), e))?;
+            let tools: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| SetupError::caused(format!("--tools {path} is not valid JSON"), e))?;
+            client = client
+                .with_tools(tools, max_rounds)
+                .map_err(|e| SetupError::caused(format!("--tools {path}"), e))?;
+        }
+        let tool_stats = client.tool_stats();
+        let prompts = Arc::new(s.prompts.clone());
+        let system = s.system_prompt.clone();
+        let source = move |ctx: &RequestCtx| OpenAiRequest {
+            system: system.clone(),
+            prompt: prompts.prompt(ctx.seq),
+        };
+        let mut launch = Prepared::new(client, source, target.clone())
+            .with_settings(vec![
+                ("stream", Value::from(stream)),
+                ("ignore_eos", Value::from(o.flag("ignore-eos"))),
+            ])
+            .with_preflight(tcp_preflight(target, s.connect_timeout));
+        if let Some(stats) = tool_stats {
+            launch =
+                launch.with_sections(move |_| vec![tools_section(&stats.snapshot(), max_rounds)]);
+        }
+        Ok(Box::new(launch))
+    }
+
+    #[cfg(feature = "simulator")]
+    fn simulate(
+        &self,
+        _: &str,
+        listener: std::net::TcpListener,
+        script: &SimScript,
+    ) -> Option<Box<dyn Simulator>> {
+        use loadkit_sse::protocol::sim::{transport, Running};
+        use loadkit_testbed::openai::SimConfig;
+        let listener = tokio::net::TcpListener::from_std(listener).ok()?;
+        let server = loadkit_testbed::openai::serve_on(
+            listener,
+            SimConfig {
+                ttft: script.ttft,
+                itl: script.itl,
+                output_tokens: script.tokens,
+                usage: script.usage,
+                transport: transport(script),
+                ..SimConfig::default()
+            },
+        );
+        Some(Box::new(Running {
+            url: server.base_url(),
+            stop: Box::new(move || Box::pin(server.shutdown())),
+        }))
+    }
+
+    #[cfg(not(feature = "simulator"))]
+    fn simulate(
+        &self,
+        _: &str,
+        _: std::net::TcpListener,
+        _: &SimScript,
+    ) -> Option<Box<dyn Simulator>> {
+        None
+    }
+}
+
+/// The report's `tools` section (docs/metrics.md, "Tool calling").
+pub fn tools_section(t: &ToolReport, max_tool_rounds: u32) -> Section {
+    Section {
+        name: "tools",
+        fields: vec![
+            ("conversations", t.conversations.into()),
+            ("tool_rounds", t.tool_rounds.into()),
+            ("mean_tool_rounds", t.mean_tool_rounds().into()),
+            ("limit_reached", t.limit_reached.into()),
+            ("max_tool_rounds", max_tool_rounds.into()),
+            (
+                "conversations_by_tool_rounds",
+                Value::Map(
+                    t.by_tool_rounds
+                        .iter()
+                        .map(|(rounds, n)| (rounds.to_string(), Value::from(*n)))
+                        .collect(),
+                ),
+            ),
+        ],
+    }
+}
