@@ -43,6 +43,106 @@ pub(crate) enum Command {
     Scenarios(ScenariosArgs),
     /// Run a built-in simulated server (OpenAI, Ollama, SSE app, JSON) until Ctrl+C.
     ServeSim(ServeArgs),
+    /// Limit tests: grow the prompt (context), the output (output) or both (combined) step by
+    /// step, one request after another, and see where latency climbs and what breaks first.
+    Sweep(Box<SweepArgs>),
+    /// Find a limit by binary search: `probe max-context` brackets the largest prompt (in
+    /// words) the server accepts.
+    Probe(Box<ProbeArgs>),
+}
+
+/// What a sweep grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SweepKind {
+    /// Prompt words: --context-min, doubling, up to --context-max (or --steps).
+    Context,
+    /// max_tokens: --output-min, doubling, up to --output-max; flags early stops.
+    Output,
+    /// Prompt words and max_tokens together, to find the true total window.
+    Combined,
+}
+
+impl SweepKind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SweepKind::Context => "context",
+            SweepKind::Output => "output",
+            SweepKind::Combined => "combined",
+        }
+    }
+}
+
+/// What a probe searches for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProbeKind {
+    /// The largest prompt, in words, that still succeeds.
+    MaxContext,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SweepArgs {
+    /// What grows from step to step.
+    #[arg(value_enum)]
+    pub(crate) kind: SweepKind,
+
+    /// The target, the workload and the report.
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+
+    /// context, combined: words of the first prompt.
+    #[arg(long, value_name = "WORDS", default_value = "128", value_parser = positive_u64, help_heading = "Sweep")]
+    pub(crate) context_min: u64,
+
+    /// context, combined: words of the largest prompt.
+    #[arg(long, value_name = "WORDS", default_value = "16384", value_parser = positive_u64, help_heading = "Sweep")]
+    pub(crate) context_max: u64,
+
+    /// context: these prompt sizes in words instead of doubling (e.g. 1000,2000,4000).
+    #[arg(long, value_name = "WORDS,...", value_delimiter = ',', value_parser = positive_u64, help_heading = "Sweep")]
+    pub(crate) steps: Vec<u64>,
+
+    /// output, combined: max_tokens of the first step.
+    #[arg(long, value_name = "N", default_value = "512", value_parser = positive_u64, help_heading = "Sweep")]
+    pub(crate) output_min: u64,
+
+    /// output, combined: max_tokens of the last step.
+    #[arg(long, value_name = "N", default_value = "4096", value_parser = positive_u64, help_heading = "Sweep")]
+    pub(crate) output_max: u64,
+
+    /// Requests per step (sent one after another).
+    #[arg(long, value_name = "N", default_value = "1", value_parser = positive_u64, help_heading = "Sweep")]
+    pub(crate) per_step: u64,
+
+    /// Run every step, even after one failed [default: stop at the first failing step].
+    #[arg(long, help_heading = "Sweep")]
+    pub(crate) keep_going: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProbeArgs {
+    /// What to search for.
+    #[arg(value_enum)]
+    pub(crate) kind: ProbeKind,
+
+    /// The target, the workload and the report.
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+
+    /// Prompt words known (or hoped) to succeed.
+    #[arg(long, value_name = "WORDS", default_value = "128", value_parser = positive_u64, help_heading = "Probe")]
+    pub(crate) lo: u64,
+
+    /// Prompt words expected to fail.
+    #[arg(long, value_name = "WORDS", default_value = "131072", value_parser = positive_u64, help_heading = "Probe")]
+    pub(crate) hi: u64,
+
+    /// Stop when the largest success and the smallest failure are this close (5% or 0.05).
+    #[arg(long, value_name = "FRACTION", default_value = "5%", value_parser = fraction, help_heading = "Probe")]
+    pub(crate) tolerance: f64,
+
+    /// Requests per attempt (an attempt succeeds when all of them do).
+    #[arg(long, value_name = "N", default_value = "1", value_parser = positive_u64, help_heading = "Probe")]
+    pub(crate) per_step: u64,
 }
 
 /// What an open-loop arrival does when --max-in-flight requests are running.
@@ -289,7 +389,10 @@ pub(crate) enum FlushMode {
 /// The whole command line: `loadkit` with every protocol's options added to `run`.
 pub(crate) fn command() -> clap::Command {
     use clap::CommandFactory as _;
-    Cli::command().mut_subcommand("run", crate::registry::augment)
+    Cli::command()
+        .mut_subcommand("run", crate::registry::augment)
+        .mut_subcommand("sweep", crate::registry::augment)
+        .mut_subcommand("probe", crate::registry::augment)
 }
 
 /// Parses `argv`, the protocol options included.
@@ -297,8 +400,14 @@ pub(crate) fn parse(argv: Vec<String>) -> Result<Cli, clap::Error> {
     use clap::FromArgMatches as _;
     let matches = command().try_get_matches_from(argv)?;
     let mut cli = Cli::from_arg_matches(&matches)?;
-    if let (Command::Run(args), Some(("run", run))) = (&mut cli.command, matches.subcommand()) {
-        args.target.protocol_options = crate::registry::given(run);
+    let target = match &mut cli.command {
+        Command::Run(args) => Some(&mut args.target),
+        Command::Sweep(args) => Some(&mut args.target),
+        Command::Probe(args) => Some(&mut args.target),
+        _ => None,
+    };
+    if let (Some(target), Some((_, sub))) = (target, matches.subcommand()) {
+        target.protocol_options = crate::registry::given(sub);
     }
     Ok(cli)
 }
@@ -333,6 +442,20 @@ fn positive_u32(text: &str) -> Result<u32, String> {
     match text.trim().parse::<u32>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(format!("must be a whole number >= 1, got '{text}'")),
+    }
+}
+
+fn fraction(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let value = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|x| x / 100.0),
+        None => t.parse::<f64>(),
+    };
+    match value {
+        Ok(x) if x.is_finite() && (0.0..1.0).contains(&x) => Ok(x),
+        _ => Err(format!(
+            "must be a fraction such as 5% or 0.05, got '{text}'"
+        )),
     }
 }
 

@@ -10,6 +10,7 @@ mod registry;
 mod run;
 mod scenario;
 mod serve;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -85,6 +86,8 @@ fn main() -> ExitCode {
             Command::Plan(args) => plan::plan(&args),
             Command::Scenarios(args) => plan::scenarios(&args),
             Command::ServeSim(args) => serve::serve(args).await,
+            Command::Sweep(args) => sweep::sweep(*args).await,
+            Command::Probe(args) => sweep::probe(*args).await,
         }
     });
     // In-flight tasks were cancelled; do not wait for stragglers.

@@ -12,7 +12,7 @@ use loadkit_core::{CancellationToken, RunResult, Saturation, StopReason};
 use loadkit_report::{render_summary, Report, RunMeta};
 use serde_json::{json, Map};
 
-use crate::args::{OnSaturation, PromptPreset, RunArgs};
+use crate::args::{OnSaturation, PromptPreset, RunArgs, TargetArgs};
 use crate::live::LiveLine;
 use crate::pattern::{self, Load};
 use crate::{exit, process, registry, Fatal};
@@ -51,7 +51,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
         (None, Some(sim)) => sim.url(),
         (None, None) => unreachable!("a simulator is started when no url is given"),
     };
-    let settings = settings(&args, name, url, simulator.is_some());
+    let settings = settings(&args.target, name, url, simulator.is_some());
     let launch = protocol
         .build(&settings, &options)
         .map_err(|e| Fatal::new(exit::USAGE, e))?;
@@ -112,26 +112,31 @@ pub(crate) fn start_simulator(
 }
 
 /// The shared settings every protocol is built from.
-fn settings(args: &RunArgs, name: &'static str, url: String, simulated: bool) -> Settings {
-    let api_key = std::env::var(&args.target.api_key_env)
+pub(crate) fn settings(
+    args: &TargetArgs,
+    name: &'static str,
+    url: String,
+    simulated: bool,
+) -> Settings {
+    let api_key = std::env::var(&args.api_key_env)
         .ok()
         .filter(|k| !k.trim().is_empty());
     Settings {
         protocol: name,
         url,
         simulated,
-        model: args.target.model.clone(),
-        max_tokens: args.target.max_tokens,
-        min_tokens: args.target.min_tokens,
-        temperature: args.target.temperature,
-        seed: args.target.seed,
+        model: args.model.clone(),
+        max_tokens: args.max_tokens,
+        min_tokens: args.min_tokens,
+        temperature: args.temperature,
+        seed: args.seed,
         prompts: prompt_source(args),
-        system_prompt: args.target.system_prompt.as_deref().map(Arc::from),
-        headers: args.target.headers.clone(),
+        system_prompt: args.system_prompt.as_deref().map(Arc::from),
+        headers: args.headers.clone(),
         api_key,
-        connect_timeout: args.target.connect_timeout,
-        first_byte_timeout: args.target.timeout,
-        idle_timeout: args.target.idle_timeout,
+        connect_timeout: args.connect_timeout,
+        first_byte_timeout: args.timeout,
+        idle_timeout: args.idle_timeout,
     }
 }
 
@@ -162,17 +167,17 @@ fn plan(args: &RunArgs, load: Load, duration: Option<Duration>) -> RunPlan {
     plan
 }
 
-pub(crate) fn prompt_source(args: &RunArgs) -> PromptSource {
-    if let Some(text) = &args.target.prompt {
+pub(crate) fn prompt_source(args: &TargetArgs) -> PromptSource {
+    if let Some(text) = &args.prompt {
         return PromptSource::Fixed(Arc::from(text.as_str()));
     }
-    if let Some(words) = args.target.prompt_words {
+    if let Some(words) = args.prompt_words {
         return PromptSource::Words {
             words,
-            seed: args.target.seed,
+            seed: args.seed,
         };
     }
-    let preset = match args.target.prompt_preset.unwrap_or(PromptPreset::Short) {
+    let preset = match args.prompt_preset.unwrap_or(PromptPreset::Short) {
         PromptPreset::Short => Preset::Short,
         PromptPreset::Medium => Preset::Medium,
         PromptPreset::Long => Preset::Long,
@@ -190,13 +195,13 @@ fn exit_code(result: &RunResult) -> u8 {
     }
 }
 
-fn prompt_label(args: &RunArgs) -> String {
-    if args.target.prompt.is_some() {
+fn prompt_label(args: &TargetArgs) -> String {
+    if args.prompt.is_some() {
         "text".to_owned()
-    } else if let Some(words) = args.target.prompt_words {
+    } else if let Some(words) = args.prompt_words {
         format!("words:{words}")
     } else {
-        let preset = args.target.prompt_preset.unwrap_or(PromptPreset::Short);
+        let preset = args.prompt_preset.unwrap_or(PromptPreset::Short);
         format!("preset:{}", format!("{preset:?}").to_lowercase())
     }
 }
@@ -233,7 +238,7 @@ fn meta(
     for (key, value) in protocol_settings {
         set(key, loadkit_report::json_value(value));
     }
-    set("prompt", json!(prompt_label(args)));
+    set("prompt", json!(prompt_label(&args.target)));
     set("system_prompt", json!(args.target.system_prompt.is_some()));
     set("simulator", json!(simulator));
     let threads = tokio::runtime::Handle::current().metrics().num_workers();
@@ -262,7 +267,7 @@ fn pattern_is_open(args: &RunArgs) -> bool {
     pattern::build(&args.load, args.target.seed).is_ok_and(|l| matches!(l, Load::Open(_)))
 }
 
-fn default_out_dir() -> PathBuf {
+pub(crate) fn default_out_dir() -> PathBuf {
     // 2026-11-22T05:30:12Z -> 20261122-053012
     let stamp: String = humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
@@ -275,7 +280,7 @@ fn default_out_dir() -> PathBuf {
 
 /// Writes `DIR/report.json` atomically: a temporary file in the same directory, flushed, then
 /// renamed over the old one, so a reader (or a kill mid-write) never sees half a report.
-fn write_report(dir: &Path, report: &Report) -> std::io::Result<PathBuf> {
+pub(crate) fn write_report(dir: &Path, report: &Report) -> std::io::Result<PathBuf> {
     use std::io::Write as _;
     std::fs::create_dir_all(dir)?;
     let path = dir.join("report.json");
@@ -293,7 +298,7 @@ fn write_report(dir: &Path, report: &Report) -> std::io::Result<PathBuf> {
 }
 
 /// Ctrl+C or SIGTERM cancels the run; the report is still written.
-fn watch_signals(cancel: CancellationToken) {
+pub(crate) fn watch_signals(cancel: CancellationToken) {
     tokio::spawn(async move {
         #[cfg(unix)]
         {

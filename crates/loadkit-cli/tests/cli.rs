@@ -958,3 +958,179 @@ fn a_get_sends_no_body_unless_given_one() {
     let (_, r) = run_builtin("get-no-body", &args);
     assert_eq!(r["totals"]["succeeded"], 8, "{:#}", r["errors"]);
 }
+
+/// A fast simulator: 1 ms to the first token, 32 tokens unless forced longer, and a context
+/// limit of `limit` prompt words (a 400 above it, as OpenAI-compatible servers answer).
+fn limited_sim(limit: Option<u32>) -> Sim {
+    Sim::start(SimConfig {
+        ttft: Duration::from_millis(1),
+        itl: Duration::ZERO,
+        output_tokens: 32,
+        max_prompt_tokens: limit,
+        ..SimConfig::default()
+    })
+}
+
+fn sweep_steps(r: &Value) -> Vec<Value> {
+    r["sweep"]["steps"].as_array().unwrap().clone()
+}
+
+#[test]
+fn sweep_output_flags_early_stops_and_min_tokens_reaches_max_tokens() {
+    let sim = limited_sim(None);
+    let url = sim.url();
+    let out = tmp("sweep-output");
+    let o = loadkit(&[
+        "sweep",
+        "output",
+        "--url",
+        &url,
+        "--output-min",
+        "16",
+        "--output-max",
+        "128",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("max_tokens is a cap, not a target"),
+        "{stdout}"
+    );
+    let r = report(&out);
+    assert_eq!(r["sweep"]["kind"], "output");
+    let steps = sweep_steps(&r);
+    let got: Vec<(u64, u64, bool)> = steps
+        .iter()
+        .map(|s| {
+            (
+                s["max_tokens"].as_u64().unwrap(),
+                s["tokens_out"].as_u64().unwrap(),
+                s["early_stop"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    // The model stops by itself after 32 tokens: every step asking for more stopped early.
+    assert_eq!(
+        got,
+        [
+            (16, 16, false),
+            (32, 32, false),
+            (64, 32, true),
+            (128, 32, true)
+        ]
+    );
+
+    let forced = tmp("sweep-output-forced");
+    let o = loadkit(&[
+        "sweep",
+        "output",
+        "--url",
+        &url,
+        "--output-min",
+        "64",
+        "--output-max",
+        "128",
+        "--min-tokens",
+        "128",
+        "-q",
+        "--out",
+        forced.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for s in sweep_steps(&report(&forced)) {
+        assert_eq!(s["tokens_out"], s["max_tokens"], "{s}");
+        assert_eq!(s["early_stop"], false, "{s}");
+    }
+}
+
+#[test]
+fn probe_max_context_brackets_the_limit_in_log_attempts_and_names_the_400() {
+    let sim = limited_sim(Some(3_000));
+    let url = sim.url();
+    let out = tmp("probe");
+    let o = loadkit(&[
+        "probe",
+        "max-context",
+        "--url",
+        &url,
+        "--lo",
+        "100",
+        "--hi",
+        "100000",
+        "--tolerance",
+        "5%",
+        "--max-tokens",
+        "4",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    let (ok, fail) = (
+        r["sweep"]["bracket"]["ok_words"].as_u64().unwrap(),
+        r["sweep"]["bracket"]["fail_words"].as_u64().unwrap(),
+    );
+    assert!(ok <= 3_000 && 3_000 < fail, "{ok}..{fail}");
+    assert!((fail - ok) as f64 <= 0.05 * ok as f64, "{ok}..{fail}");
+    let attempts = sweep_steps(&r).len();
+    // lo, hi, then halvings of 100000 down to 5 % of 3000: log2(100000 / 150) < 10.
+    assert!(attempts <= 12, "{attempts} attempts");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains(&format!("cause at the upper edge ({fail} words): HTTP 400")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn sweep_context_stops_at_the_first_failure_unless_told_to_keep_going() {
+    let sim = limited_sim(Some(1_000));
+    let url = sim.url();
+    let out = tmp("sweep-context");
+    let args = |dir: &Path, more: &[&str]| {
+        let mut a = vec![
+            "sweep".to_owned(),
+            "context".into(),
+            "--url".into(),
+            url.clone(),
+            "--context-min".into(),
+            "250".into(),
+            "--context-max".into(),
+            "4000".into(),
+            "--max-tokens".into(),
+            "4".into(),
+            "-q".into(),
+            "--out".into(),
+            dir.to_str().unwrap().to_owned(),
+        ];
+        a.extend(more.iter().map(|s| (*s).to_owned()));
+        a
+    };
+    let o = Command::new(BIN).args(args(&out, &[])).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let steps = sweep_steps(&report(&out));
+    let words: Vec<u64> = steps.iter().map(|s| s["words"].as_u64().unwrap()).collect();
+    assert_eq!(words, [250, 500, 1000, 2000], "stops at the first failure");
+    let last = &steps[3];
+    assert_eq!(
+        (last["ok"].as_bool(), last["error_class"].as_str()),
+        (Some(false), Some("http_status"))
+    );
+    assert!(steps[..3]
+        .iter()
+        .all(|s| s["ok"] == true && s["tokens_in"].as_u64() == s["words"].as_u64()));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("first failure at 2000 words"), "{stdout}");
+
+    let all = tmp("sweep-context-all");
+    let o = Command::new(BIN)
+        .args(args(&all, &["--keep-going"]))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sweep_steps(&report(&all)).len(), 5);
+}

@@ -8,6 +8,7 @@
 mod consistency;
 mod model;
 mod section;
+mod sweep;
 mod terminal;
 
 pub use consistency::{Check, Consistency};
@@ -16,6 +17,7 @@ pub use model::{
     Tokens, Totals, WarmupOutcomes, SCHEMA_VERSION,
 };
 pub use section::json_value;
+pub use sweep::{sweep_header, sweep_row, sweep_summary};
 pub use terminal::render_summary;
 
 /// Why a report could not be read or written.
