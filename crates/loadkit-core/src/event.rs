@@ -57,7 +57,9 @@ pub struct RequestRecord {
     pub reasoning: bool,
     /// Named timings: reported by the server (`Probe::server_timing`) or client-defined spans
     /// stamped by the engine (`Probe::span`).
-    pub server_timings: ServerTimings,
+    pub timings: NamedTimings,
+    /// Protocol-defined counts (`Probe::tally`).
+    pub tallies: Tallies,
     /// Why it failed, if it did.
     pub error: Option<RequestError>,
 }
@@ -121,29 +123,57 @@ impl RequestRecord {
     }
 }
 
-/// Timings a server reported about one request, kept inline (no allocation).
+/// Up to [`Named::CAPACITY`] named values of one request, kept inline (no allocation): its
+/// timings ([`NamedTimings`]) and its tallies ([`Tallies`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ServerTimings {
+pub struct Named<T> {
     len: u8,
-    items: [(&'static str, Duration); 8],
+    items: [(&'static str, T); 8],
 }
 
-impl ServerTimings {
-    pub(crate) fn push(&mut self, name: &'static str, value: Duration) {
-        if let Some(slot) = self.items[..usize::from(self.len)]
-            .iter_mut()
-            .find(|(n, _)| *n == name)
-        {
-            slot.1 = value;
-        } else if usize::from(self.len) < self.items.len() {
-            self.items[usize::from(self.len)] = (name, value);
+/// A request's named timings: server-reported (`Probe::server_timing`) and client-defined spans
+/// (`Probe::span`).
+pub type NamedTimings = Named<Duration>;
+
+/// A request's protocol-defined counts (`Probe::tally`).
+pub type Tallies = Named<u64>;
+
+impl<T: Copy> Named<T> {
+    /// How many distinct names one request can carry; further names are dropped.
+    pub const CAPACITY: usize = 8;
+
+    fn slot(&mut self, name: &'static str) -> Option<&mut T> {
+        let len = usize::from(self.len);
+        if let Some(i) = self.items[..len].iter().position(|(n, _)| *n == name) {
+            return Some(&mut self.items[i].1);
+        }
+        if len < self.items.len() {
+            self.items[len].0 = name;
             self.len += 1;
+            return Some(&mut self.items[len].1);
+        }
+        None
+    }
+
+    /// Sets `name` to `value` (replacing an earlier value).
+    pub(crate) fn push(&mut self, name: &'static str, value: T) {
+        if let Some(slot) = self.slot(name) {
+            *slot = value;
         }
     }
 
     /// The recorded (name, value) pairs, in the order first recorded.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Duration)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, T)> + '_ {
         self.items[..usize::from(self.len)].iter().copied()
+    }
+}
+
+impl Tallies {
+    /// Adds `n` to `name`.
+    pub(crate) fn add(&mut self, name: &'static str, n: u64) {
+        if let Some(slot) = self.slot(name) {
+            *slot += n;
+        }
     }
 }
 

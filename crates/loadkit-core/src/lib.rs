@@ -66,7 +66,10 @@ mod timing;
 pub use client::{
     client_fn, one_line, Client, FnClient, RequestCtx, RequestError, Source, ONE_LINE_MAX,
 };
-pub use event::{Control, Event, LiveStats, MissReason, Observer, Phase, RequestRecord};
+pub use event::{
+    Control, Event, LiveStats, MissReason, Named, NamedTimings, Observer, Phase, RequestRecord,
+    Tallies,
+};
 pub use probe::{Probe, Stamp};
 pub use runner::{ConfigError, Runner, RunnerBuilder, Saturation, StopReason};
 pub use stats::{RunResult, RunStats, TimelineEntry};

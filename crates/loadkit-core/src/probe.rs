@@ -6,7 +6,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
 use crate::collector::Msg;
-use crate::event::{RequestRecord, ServerTimings};
+use crate::event::RequestRecord;
 
 /// An instant on the engine's clock, taken by [`Probe::stamp`] or [`Probe::sent_stamp`].
 ///
@@ -151,9 +151,17 @@ impl Probe {
 
     /// Records a timing the *server* reported about this request (e.g. Ollama's
     /// `eval_duration`), aggregated into the histogram named `name`. Up to
-    /// [`ServerTimings::CAPACITY`] distinct names per request are kept.
+    /// [`NamedTimings::CAPACITY`] distinct names per request are kept.
     pub fn server_timing(&mut self, name: &'static str, value: Duration) {
-        self.record.server_timings.push(name, value);
+        self.record.timings.push(name, value);
+    }
+
+    /// Adds `n` to the protocol-defined count `name` (e.g. a conversation's tool rounds). Counts
+    /// travel with the finished record and are summed over measured requests into
+    /// `RunStats::tallies`, so they merge like every statistic; at most
+    /// [`Tallies::CAPACITY`](crate::Tallies) distinct names per request.
+    pub fn tally(&mut self, name: &'static str, n: u64) {
+        self.record.tallies.add(name, n);
     }
 
     /// The engine's clock now, to start a client-defined span (e.g. one round of a
@@ -176,7 +184,7 @@ impl Probe {
     /// aggregate into the report's `metrics` the same way.
     pub fn span(&mut self, name: &'static str, from: Stamp, minus: Duration) {
         let value = self.now().saturating_sub(from.0).saturating_sub(minus);
-        self.record.server_timings.push(name, value);
+        self.record.timings.push(name, value);
     }
 
     /// Content chunks marked so far (for success rules such as "more than 2 chunks").
@@ -222,11 +230,6 @@ impl Probe {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         (Self::new(Instant::now(), record, tx), rx)
     }
-}
-
-impl ServerTimings {
-    /// How many distinct server timings one request can carry.
-    pub const CAPACITY: usize = 8;
 }
 
 #[cfg(test)]
@@ -360,7 +363,7 @@ mod tests {
                 record = Some(r);
             }
         }
-        let spans: Vec<_> = record.unwrap().server_timings.iter().collect();
+        let spans: Vec<_> = record.unwrap().timings.iter().collect();
         assert_eq!(
             spans,
             [

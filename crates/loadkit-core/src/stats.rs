@@ -53,8 +53,12 @@ pub struct RunStats {
     pub e2e_corrected: Histogram,
     /// Sent − scheduled.
     pub schedule_lag: Histogram,
-    /// Server-reported timings by name (e.g. `server_eval`).
-    pub server: BTreeMap<&'static str, Histogram>,
+    /// Named timings: reported by the server (`Probe::server_timing`, e.g. `server_eval`) or
+    /// client-defined spans stamped by the engine (`Probe::span`, e.g. `tool_round_1`).
+    pub named: BTreeMap<&'static str, Histogram>,
+    /// Protocol-defined counts (`Probe::tally`, e.g. `tool_conversations`), summed over the
+    /// measured requests; they merge like every other statistic.
+    pub tallies: BTreeMap<&'static str, u64>,
     /// Grouped errors.
     pub errors: ErrorTable,
     /// Requests whose content included reasoning.
@@ -71,6 +75,11 @@ impl RunStats {
         c.content_chunks += r.content_chunks;
         c.stale_connection_retries += u64::from(r.stale_retries);
         self.schedule_lag.record(r.lag());
+        // Counted for every outcome: a protocol's counts describe what happened (a failed
+        // conversation still had its tool rounds).
+        for (name, n) in r.tallies.iter() {
+            *self.tallies.entry(name).or_default() += n;
+        }
         match &r.error {
             Some(e) if e.kind == loadkit_metrics::ErrorKind::Cancelled => {
                 c.cancelled += 1;
@@ -113,8 +122,8 @@ impl RunStats {
         if r.reasoning {
             self.reasoning_requests += 1;
         }
-        for (name, value) in r.server_timings.iter() {
-            self.server.entry(name).or_default().record(value);
+        for (name, value) in r.timings.iter() {
+            self.named.entry(name).or_default().record(value);
         }
     }
 
@@ -148,8 +157,11 @@ impl RunStats {
         ] {
             mine.merge(theirs);
         }
-        for (name, h) in &other.server {
-            self.server.entry(name).or_default().merge(h);
+        for (name, n) in &other.tallies {
+            *self.tallies.entry(name).or_default() += n;
+        }
+        for (name, h) in &other.named {
+            self.named.entry(name).or_default().merge(h);
         }
         self.errors.merge(&other.errors);
         self.reasoning_requests += other.reasoning_requests;

@@ -914,3 +914,41 @@ async fn open_loop_requests_each_get_a_fresh_session() {
         "{seen:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn tallies_count_every_outcome_and_merge() {
+    /// Tallies three per request; odd requests fail.
+    struct Tally;
+    impl Client for Tally {
+        type Request = u64;
+        type Session = ();
+        async fn call(&self, _: &mut (), seq: u64, probe: &mut Probe) -> Result<(), RequestError> {
+            probe.tally("rounds", 2);
+            probe.tally("rounds", 1);
+            tokio::time::sleep(MS(5)).await;
+            if seq % 2 == 1 {
+                return Err(RequestError::server("odd"));
+            }
+            probe.content(1, 1);
+            Ok(())
+        }
+    }
+    let run = || {
+        Runner::builder(Tally, seq)
+            .closed_loop(FixedUsers::new(2).unwrap())
+            .requests(10)
+            .build()
+            .unwrap()
+            .run()
+    };
+    let a = run().await;
+    assert_eq!(a.stats.counters.failed, 5);
+    assert_eq!(
+        a.stats.tallies.get("rounds"),
+        Some(&30),
+        "failures count too"
+    );
+    let mut merged = a.stats.clone();
+    merged.merge(&run().await.stats);
+    assert_eq!(merged.tallies.get("rounds"), Some(&60));
+}

@@ -139,7 +139,7 @@ impl Protocol for Ollama {
                 .with_sections(move |result| {
                     let cold = result
                         .stats
-                        .server
+                        .named
                         .get(metric::COLD_LOAD)
                         .map_or(0, |h| h.count());
                     vec![Section {

@@ -2,7 +2,6 @@
 //! every content chunk, usage, and a classified error when it fails.
 
 use std::fmt;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{HeaderName, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -14,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::{ConfigError, Endpoint, OpenAiConfig};
 use crate::parse::{full_response, StreamParser};
-use crate::tools::{ToolStats, Tools};
+use crate::tools::Tools;
 
 /// One request: an optional system prompt and the user prompt (the shared
 /// [`ChatPrompt`](loadkit_core::prompt::ChatPrompt)).
@@ -186,7 +185,8 @@ impl OpenAiClient {
     ///
     /// The conversation is one engine request: TTFT is the first content of the first round,
     /// E2E the whole conversation, usage the sum over rounds, and each round's latency the
-    /// metric `tool_round_K`; [`tool_stats`](Self::tool_stats) counts rounds per conversation.
+    /// metric `tool_round_K`; [`ToolReport::from_stats`](crate::ToolReport::from_stats) reads the
+    /// rounds per conversation from the run's tallies.
     pub fn with_tools(
         mut self,
         tools: serde_json::Value,
@@ -215,17 +215,8 @@ impl OpenAiClient {
                 "tool calling needs streaming chat completions",
             ));
         }
-        self.tools = Some(Tools {
-            tools,
-            max_rounds,
-            stats: Arc::default(),
-        });
+        self.tools = Some(Tools { tools, max_rounds });
         Ok(self)
-    }
-
-    /// The conversation counters of a client made with [`with_tools`](Self::with_tools).
-    pub fn tool_stats(&self) -> Option<Arc<ToolStats>> {
-        self.tools.as_ref().map(|t| t.stats.clone())
     }
 
     /// Adds fields to every request body, e.g. `min_tokens` and `ignore_eos` (vLLM) to force an
@@ -377,6 +368,7 @@ impl Client for OpenAiClient {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::Duration;
 
     use super::*;

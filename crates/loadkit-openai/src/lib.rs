@@ -25,7 +25,8 @@
 //! `tool_calls`, deterministic fake results are appended and the model is asked again, up to a
 //! maximum number of tool rounds. A conversation is one engine request (TTFT: the first content
 //! of the first round; E2E: the whole conversation); each round's latency is the metric
-//! `tool_round_K`, and [`OpenAiClient::tool_stats`] counts rounds per conversation. Tool-call
+//! `tool_round_K`, and [`ToolReport::from_stats`] reads the rounds per conversation from the
+//! run's tallies. Tool-call
 //! fragments are accumulated (that allocates, for tool-call chunks only).
 //!
 //! # Errors
@@ -61,4 +62,4 @@ mod tools;
 pub use client::{OpenAiClient, OpenAiRequest};
 pub use config::{ConfigError, Endpoint, OpenAiConfig};
 pub use parse::ChunkParser;
-pub use tools::{ToolReport, ToolStats, MAX_TOOL_CALLS, MAX_TOOL_ROUNDS, ROUND_METRICS};
+pub use tools::{tally, ToolReport, MAX_TOOL_CALLS, MAX_TOOL_ROUNDS, ROUND_METRICS};

@@ -127,7 +127,6 @@ impl Protocol for OpenAi {
                 .with_tools(tools, max_rounds)
                 .map_err(|e| SetupError::caused(format!("--tools {path}"), e))?;
         }
-        let tool_stats = client.tool_stats();
         let prompts = Arc::new(s.prompts.clone());
         let system = s.system_prompt.clone();
         let source = move |ctx: &RequestCtx| OpenAiRequest {
@@ -140,9 +139,13 @@ impl Protocol for OpenAi {
                 ("ignore_eos", Value::from(o.flag("ignore-eos"))),
             ])
             .with_preflight(tcp_preflight(target, s.connect_timeout));
-        if let Some(stats) = tool_stats {
-            launch =
-                launch.with_sections(move |_| vec![tools_section(&stats.snapshot(), max_rounds)]);
+        if o.get("tools").is_some() {
+            launch = launch.with_sections(move |result| {
+                vec![tools_section(
+                    &ToolReport::from_stats(&result.stats),
+                    max_rounds,
+                )]
+            });
         }
         Ok(Box::new(launch))
     }

@@ -4,11 +4,9 @@
 //! tool-call fragment) of the first round, E2E the whole conversation, and each round's latency
 //! is the named metric `tool_round_K` (K = 1 for the first question).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use loadkit_core::{Probe, RequestError};
+use loadkit_core::{Probe, RequestError, RunStats};
 use loadkit_sse::SseDecoder;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -41,20 +39,31 @@ pub const ROUND_METRICS: [&str; 8] = [
 pub(crate) struct Tools {
     pub(crate) tools: Value,
     pub(crate) max_rounds: u32,
-    pub(crate) stats: Arc<ToolStats>,
 }
 
-/// Conversation counters, shared with whoever holds the handle from
-/// [`OpenAiClient::tool_stats`]. Warm-up conversations are left out, as in the engine's statistics.
-#[derive(Debug, Default)]
-pub struct ToolStats {
-    conversations: AtomicU64,
-    tool_rounds: AtomicU64,
-    limit_reached: AtomicU64,
-    by_tool_rounds: [AtomicU64; MAX_TOOL_ROUNDS as usize + 1],
+/// The probe tallies a conversation leaves (`RunStats::tallies`): counted in the collector,
+/// so they merge across runs and shards like every statistic.
+pub mod tally {
+    /// Conversations that ended (successfully or not).
+    pub const CONVERSATIONS: &str = "tool_conversations";
+    /// Tool rounds (requests answered with `tool_calls`), over all conversations.
+    pub const ROUNDS: &str = "tool_rounds";
+    /// Conversations stopped by the maximum while the model still called tools.
+    pub const LIMIT_REACHED: &str = "tool_limit_reached";
+    /// `BY_ROUNDS[k]`: conversations that had `k` tool rounds.
+    pub const BY_ROUNDS: [&str; super::MAX_TOOL_ROUNDS as usize + 1] = [
+        "tool_rounds_0",
+        "tool_rounds_1",
+        "tool_rounds_2",
+        "tool_rounds_3",
+        "tool_rounds_4",
+        "tool_rounds_5",
+        "tool_rounds_6",
+        "tool_rounds_7",
+    ];
 }
 
-/// A snapshot of [`ToolStats`].
+/// What the tool conversations of a run did, read from its tallies.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ToolReport {
     /// Conversations that ended (successfully or not).
@@ -68,6 +77,22 @@ pub struct ToolReport {
 }
 
 impl ToolReport {
+    /// The tool counts of `stats` (measured requests only, as every statistic).
+    pub fn from_stats(stats: &RunStats) -> Self {
+        let get = |name: &str| stats.tallies.get(name).copied().unwrap_or(0);
+        Self {
+            conversations: get(tally::CONVERSATIONS),
+            tool_rounds: get(tally::ROUNDS),
+            limit_reached: get(tally::LIMIT_REACHED),
+            by_tool_rounds: tally::BY_ROUNDS
+                .iter()
+                .enumerate()
+                .map(|(k, name)| (k as u32, get(name)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+        }
+    }
+
     /// Tool rounds per conversation (0 when there were none).
     pub fn mean_tool_rounds(&self) -> f64 {
         if self.conversations == 0 {
@@ -78,36 +103,15 @@ impl ToolReport {
     }
 }
 
-impl ToolStats {
-    fn record(&self, probe: &Probe, tool_rounds: u32, limited: bool) {
-        if probe.is_warmup() {
-            return;
-        }
-        self.conversations.fetch_add(1, Ordering::Relaxed);
-        self.tool_rounds
-            .fetch_add(u64::from(tool_rounds), Ordering::Relaxed);
-        if limited {
-            self.limit_reached.fetch_add(1, Ordering::Relaxed);
-        }
-        let i = (tool_rounds as usize).min(MAX_TOOL_ROUNDS as usize);
-        self.by_tool_rounds[i].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The counts so far.
-    pub fn snapshot(&self) -> ToolReport {
-        ToolReport {
-            conversations: self.conversations.load(Ordering::Relaxed),
-            tool_rounds: self.tool_rounds.load(Ordering::Relaxed),
-            limit_reached: self.limit_reached.load(Ordering::Relaxed),
-            by_tool_rounds: self
-                .by_tool_rounds
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (i as u32, n.load(Ordering::Relaxed)))
-                .filter(|(_, n)| *n > 0)
-                .collect(),
-        }
-    }
+/// Leaves a finished conversation's tallies on its probe.
+fn record(probe: &mut Probe, tool_rounds: u32, limited: bool) {
+    probe.tally(tally::CONVERSATIONS, 1);
+    probe.tally(tally::ROUNDS, u64::from(tool_rounds));
+    probe.tally(tally::LIMIT_REACHED, u64::from(limited));
+    probe.tally(
+        tally::BY_ROUNDS[(tool_rounds as usize).min(MAX_TOOL_ROUNDS as usize)],
+        1,
+    );
 }
 
 /// Marks content on the probe and keeps the round's usage, to be summed over rounds.
@@ -247,11 +251,11 @@ impl OpenAiClient {
                 output = Some(output.unwrap_or(0) + o);
             }
             if calls.is_empty() {
-                tools.stats.record(probe, tool_rounds, false);
+                record(probe, tool_rounds, false);
                 break Ok(());
             }
             if tool_rounds >= tools.max_rounds {
-                tools.stats.record(probe, tool_rounds, true);
+                record(probe, tool_rounds, true);
                 break Ok(());
             }
             tool_rounds += 1;
@@ -279,7 +283,7 @@ impl OpenAiClient {
             probe.usage(input, output);
         }
         if outcome.is_err() {
-            tools.stats.record(probe, tool_rounds, false);
+            record(probe, tool_rounds, false);
         }
         outcome
     }

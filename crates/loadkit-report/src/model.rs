@@ -364,7 +364,7 @@ impl Report {
         ] {
             metrics.insert(name.to_owned(), Metric::from_histogram_ms(h));
         }
-        for (name, h) in &s.server {
+        for (name, h) in &s.named {
             metrics.insert((*name).to_owned(), Metric::from_histogram_ms(h));
         }
         let source = match (c.tokens_from_server, c.tokens_counted) {

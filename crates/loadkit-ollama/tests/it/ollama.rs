@@ -58,15 +58,15 @@ async fn check_pacing(endpoint: OllamaEndpoint) {
         metric::SERVER_TOTAL,
         metric::CLIENT_OVERHEAD,
     ] {
-        assert_eq!(s.server[name].count(), requests, "{name}");
+        assert_eq!(s.named[name].count(), requests, "{name}");
     }
-    let prompt_eval = ms(s.server[metric::SERVER_PROMPT_EVAL].quantile(0.5));
+    let prompt_eval = ms(s.named[metric::SERVER_PROMPT_EVAL].quantile(0.5));
     assert!((prompt_eval - 50.0).abs() < 0.1, "{prompt_eval}");
-    let eval = ms(s.server[metric::SERVER_EVAL].quantile(0.5));
+    let eval = ms(s.named[metric::SERVER_EVAL].quantile(0.5));
     assert!((eval - 310.0).abs() <= 3.0, "eval {eval}");
-    let overhead = ms(s.server[metric::CLIENT_OVERHEAD].quantile(0.5));
+    let overhead = ms(s.named[metric::CLIENT_OVERHEAD].quantile(0.5));
     assert!(overhead < 5.0, "client-minus-server overhead {overhead}");
-    assert!(!s.server.contains_key(metric::COLD_LOAD));
+    assert!(!s.named.contains_key(metric::COLD_LOAD));
     server.shutdown().await;
 }
 
@@ -96,8 +96,8 @@ async fn cold_loads_are_flagged_once_per_model() {
     let result = run(c, 5, 1).await;
     let s = &result.stats;
     assert_eq!(s.counters.succeeded, 5, "{:?}", errors(&result));
-    assert_eq!(s.server[metric::COLD_LOAD].count(), 1);
-    let load = ms(s.server[metric::COLD_LOAD].max());
+    assert_eq!(s.named[metric::COLD_LOAD].count(), 1);
+    let load = ms(s.named[metric::COLD_LOAD].max());
     assert!((300.0..302.0).contains(&load), "{load}");
     assert!(
         ms(s.ttft.max()) >= 310.0,

@@ -31,11 +31,11 @@ async fn run_sample(sample: &str, endpoint: OllamaEndpoint) -> RunResult {
 }
 
 fn server_ms(result: &RunResult, name: &str) -> f64 {
-    result.stats.server[name].quantile(0.5).as_secs_f64() * 1e3
+    result.stats.named[name].quantile(0.5).as_secs_f64() * 1e3
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_chat_stream_gives_content_tokens_and_server_timings() {
+async fn real_chat_stream_gives_content_tokens_and_timings() {
     let r = run_sample("ollama-api-proxy_chat_stream.txt", OllamaEndpoint::Chat).await;
     let c = &r.stats.counters;
     assert_eq!(
@@ -57,7 +57,7 @@ async fn real_chat_stream_gives_content_tokens_and_server_timings() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_generate_stream_gives_content_tokens_and_server_timings() {
+async fn real_generate_stream_gives_content_tokens_and_timings() {
     let r = run_sample(
         "ollama-api-proxy_generate_stream.txt",
         OllamaEndpoint::Generate,

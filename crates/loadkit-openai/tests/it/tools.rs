@@ -34,11 +34,10 @@ async fn conversations_run_every_tool_round_and_time_each() {
         .unwrap()
         .with_tools(tools(), 4)
         .unwrap();
-    let stats = client.tool_stats().unwrap();
     let result = run_client(client, 6, 2).await;
     let s = &result.stats;
     assert_eq!(s.counters.succeeded, 6, "{:?}", errors(&result));
-    let report = stats.snapshot();
+    let report = loadkit_openai::ToolReport::from_stats(&result.stats);
     assert_eq!(
         (
             report.conversations,
@@ -54,12 +53,12 @@ async fn conversations_run_every_tool_round_and_time_each() {
         ("tool_round_2", 45.0),
         ("tool_round_3", 65.0),
     ] {
-        let h = &s.server[name];
+        let h = &s.named[name];
         assert_eq!(h.count(), 6, "{name}");
         let p50 = ms(h.quantile(0.5));
         assert!((p50 - expect).abs() <= 3.0, "{name} p50 {p50}");
     }
-    assert!(!s.server.contains_key("tool_round_4"));
+    assert!(!s.named.contains_key("tool_round_4"));
     let ttft = ms(s.ttft.quantile(0.5));
     // Never early; a busy 2-core machine running client and server adds up to 10 ms (another build or benchmark running beside the tests).
     assert!(
@@ -87,10 +86,9 @@ async fn the_round_limit_ends_a_conversation() {
         .unwrap()
         .with_tools(tools(), 2)
         .unwrap();
-    let stats = client.tool_stats().unwrap();
     let result = run_client(client, 3, 1).await;
     assert_eq!(result.stats.counters.succeeded, 3, "{:?}", errors(&result));
-    let report = stats.snapshot();
+    let report = loadkit_openai::ToolReport::from_stats(&result.stats);
     assert_eq!((report.tool_rounds, report.limit_reached), (6, 3));
     assert_eq!(server.stats().requests, 9);
     // Invalid tool settings are typed errors.
@@ -128,6 +126,6 @@ async fn lingering_rounds_do_not_lengthen_the_conversation() {
     // rounds would be seen.
     let e2e = ms(s.e2e.quantile(0.5));
     assert!(e2e < 200.0, "conversation e2e p50 {e2e} ms");
-    let round = ms(s.server["tool_round_1"].quantile(0.5));
+    let round = ms(s.named["tool_round_1"].quantile(0.5));
     assert!(round < 60.0, "round 1 p50 {round} ms");
 }

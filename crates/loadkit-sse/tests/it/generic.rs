@@ -214,7 +214,7 @@ async fn plain_requests_measure_headers_and_body() {
     );
     assert_eq!(s.counters.succeeded, 6);
     let e2e = ms(s.e2e.quantile(0.5));
-    let headers = ms(s.server[TIME_TO_HEADERS].quantile(0.5));
+    let headers = ms(s.named[TIME_TO_HEADERS].quantile(0.5));
     assert!((e2e - 20.0).abs() <= 2.0, "e2e {e2e}");
     assert!(
         (headers - 20.0).abs() <= 2.0 && headers <= e2e,
