@@ -1,14 +1,11 @@
-//! `--pattern` and its flags, validated into a schedule from loadkit-schedule; and the
-//! `loadkit plan` chart and CSV of the planned load per second.
+//! `--pattern` and its flags, validated into a `PatternSpec` that loadkit-schedule builds, and
+//! the planned load per second of a schedule.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use loadkit_core::schedule::{
-    parse_rate, parse_stages, plan_arrivals, plan_users, ArrivalSchedule, BurstRate, ChaosRate,
-    ConstantRate, FixedUsers, PoissonRate, RampRate, RampUsers, SpikeRate, SpikeUsers, StagesRate,
-    StagesUsers, UserSchedule,
+    parse_rate, parse_stages, plan_arrivals, plan_users, PatternSpec, Schedule,
 };
 
 /// The load patterns (docs/patterns.md defines each).
@@ -139,21 +136,9 @@ pub(crate) struct PatternArgs {
 /// Default rate when a constant pattern is given neither --rps nor --users.
 pub(crate) const DEFAULT_RPS: f64 = 5.0;
 
-/// A validated schedule.
-pub(crate) enum Load {
-    Open(Box<dyn ArrivalSchedule>),
-    Closed(Box<dyn UserSchedule>),
-}
-
-impl Load {
-    /// How long the pattern naturally lasts, when it ends by itself (stages).
-    pub(crate) fn natural_length(args: &PatternArgs) -> Option<Duration> {
-        if args.pattern != PatternKind::Stages {
-            return None;
-        }
-        let stages = parse_stages(args.stages.as_deref()?).ok()?;
-        Some(stages.iter().map(|s| s.duration).sum())
-    }
+/// How long the pattern naturally lasts, when it ends by itself (stages).
+pub(crate) fn natural_length(args: &PatternArgs) -> Option<Duration> {
+    spec(args, 0).ok()?.natural_length()
 }
 
 fn non_negative_f64(text: &str) -> Result<f64, String> {
@@ -242,8 +227,8 @@ fn need<T: Copy>(value: Option<T>, flag: &str, pattern: &str) -> Result<T, Strin
     value.ok_or_else(|| format!("--pattern {pattern} needs --{flag}"))
 }
 
-/// Builds the schedule the flags describe, or says in one line what is wrong.
-pub(crate) fn build(a: &PatternArgs, seed: u64) -> Result<Load, String> {
+/// The pattern the flags describe, as typed data, or what is wrong in one line.
+pub(crate) fn spec(a: &PatternArgs, seed: u64) -> Result<PatternSpec, String> {
     use PatternKind::*;
     let name = a
         .pattern
@@ -256,42 +241,34 @@ pub(crate) fn build(a: &PatternArgs, seed: u64) -> Result<Load, String> {
             return Err(format!("--{flag} does not apply to --pattern {name}"));
         }
     }
-    let e = |err: loadkit_core::schedule::ScheduleError| format!("--pattern {name}: {err}");
     let stagger = a.stagger.unwrap_or_default();
-    let load = match a.pattern {
+    let spec = match a.pattern {
         Constant => match (a.rps, a.users) {
             (Some(_), Some(_)) => {
                 return Err(
                     "give either --rps (open loop) or --users (closed loop), not both".into(),
                 )
             }
-            (_, Some(users)) => Load::Closed(Box::new(
-                FixedUsers::new(users).map_err(e)?.with_stagger(stagger),
-            )),
-            (rps, None) => Load::Open(Box::new(
-                ConstantRate::new(rps.unwrap_or(DEFAULT_RPS)).map_err(e)?,
-            )),
+            (_, Some(users)) => PatternSpec::ConstantUsers { users, stagger },
+            (rps, None) => PatternSpec::ConstantRate {
+                rps: rps.unwrap_or(DEFAULT_RPS),
+            },
         },
-        Poisson => Load::Open(Box::new(
-            PoissonRate::new(need(a.rps, "rps", name)?, seed).map_err(e)?,
-        )),
-        Burst => {
-            let mut s = BurstRate::new(
-                need(a.burst_size, "burst-size", name)?,
-                need(a.burst_every, "burst-every", name)?,
-            )
-            .map_err(e)?;
-            if let Some(base) = a.rps.filter(|r| *r > 0.0) {
-                s = s.with_base_rate(base).map_err(e)?;
-            }
-            Load::Open(Box::new(s))
-        }
+        Poisson => PatternSpec::Poisson {
+            rps: need(a.rps, "rps", name)?,
+            seed,
+        },
+        Burst => PatternSpec::Burst {
+            size: need(a.burst_size, "burst-size", name)?,
+            every: need(a.burst_every, "burst-every", name)?,
+            base_rps: a.rps,
+        },
         Ramp => match (a.spawn_rate, a.users) {
-            (Some(spawn), Some(users)) => Load::Closed(Box::new(
-                RampUsers::spawn_rate(users, spawn)
-                    .map_err(e)?
-                    .with_stagger(stagger),
-            )),
+            (Some(spawn_rate), Some(users)) => PatternSpec::SpawnUsers {
+                users,
+                spawn_rate,
+                stagger,
+            },
             (Some(_), None) => {
                 return Err("--spawn-rate needs --users (the final user count)".into())
             }
@@ -316,13 +293,14 @@ pub(crate) fn build(a: &PatternArgs, seed: u64) -> Result<Load, String> {
                             ))
                         }
                     };
-                    Load::Closed(Box::new(
-                        RampUsers::new(whole(from, "from")?, whole(to, "to")?, over)
-                            .map_err(e)?
-                            .with_stagger(stagger),
-                    ))
+                    PatternSpec::RampUsers {
+                        from: whole(from, "from")?,
+                        to: whole(to, "to")?,
+                        over,
+                        stagger,
+                    }
                 } else {
-                    Load::Open(Box::new(RampRate::new(from, to, over).map_err(e)?))
+                    PatternSpec::RampRate { from, to, over }
                 }
             }
         },
@@ -344,9 +322,12 @@ pub(crate) fn build(a: &PatternArgs, seed: u64) -> Result<Load, String> {
                             "an open-loop spike takes --rps as its base, not --users".into()
                         );
                     }
-                    Load::Open(Box::new(
-                        SpikeRate::new(a.rps.unwrap_or(0.0), spike, duration, every).map_err(e)?,
-                    ))
+                    PatternSpec::SpikeRate {
+                        base: a.rps.unwrap_or(0.0),
+                        spike,
+                        duration,
+                        every,
+                    }
                 }
                 (None, Some(spike)) => {
                     if a.rps.is_some() {
@@ -354,132 +335,67 @@ pub(crate) fn build(a: &PatternArgs, seed: u64) -> Result<Load, String> {
                             "a closed-loop spike takes --users as its base, not --rps".into()
                         );
                     }
-                    Load::Closed(Box::new(
-                        SpikeUsers::new(a.users.unwrap_or(0), spike, duration, every)
-                            .map_err(e)?
-                            .with_stagger(stagger),
-                    ))
+                    PatternSpec::SpikeUsers {
+                        base: a.users.unwrap_or(0),
+                        spike,
+                        duration,
+                        every,
+                        stagger,
+                    }
                 }
                 (None, None) => {
                     return Err("--pattern spike needs --spike-rps or --spike-users".into())
                 }
             }
         }
-        Chaos => {
-            let mut s = ChaosRate::new(
-                need(a.min_rps, "min-rps", name)?,
-                need(a.max_rps, "max-rps", name)?,
-                seed,
-            )
-            .map_err(e)?;
-            if let Some(step) = a.chaos_step {
-                s = s.with_step(step).map_err(e)?;
-            }
-            if let Some(v) = a.chaos_volatility {
-                s = s.with_volatility(v).map_err(e)?;
-            }
-            if a.chaos_burst_prob.is_some() || a.burst_size.is_some() {
-                let size = a
-                    .burst_size
-                    .unwrap_or_else(|| a.max_rps.unwrap_or(1.0).ceil().max(1.0) as u32);
-                s = s
-                    .with_bursts(a.chaos_burst_prob.unwrap_or(0.05), size)
-                    .map_err(e)?;
-            }
-            if let Some(p) = a.chaos_pause_prob {
-                s = s.with_pauses(p).map_err(e)?;
-            }
-            Load::Open(Box::new(s))
-        }
-        FixedInterval => Load::Closed(Box::new(
-            loadkit_core::schedule::FixedInterval::new(
-                need(a.users, "users", name)?,
-                need(a.interval, "interval", name)?,
-            )
-            .map_err(e)?
-            .with_stagger(stagger),
-        )),
+        Chaos => PatternSpec::Chaos {
+            min_rps: need(a.min_rps, "min-rps", name)?,
+            max_rps: need(a.max_rps, "max-rps", name)?,
+            seed,
+            step: a.chaos_step,
+            volatility: a.chaos_volatility,
+            burst_probability: a.chaos_burst_prob,
+            burst_size: a.burst_size,
+            pause_probability: a.chaos_pause_prob,
+        },
+        FixedInterval => PatternSpec::FixedInterval {
+            users: need(a.users, "users", name)?,
+            interval: need(a.interval, "interval", name)?,
+            stagger,
+        },
         Stages => {
             let text = a
                 .stages
                 .as_deref()
                 .ok_or("--pattern stages needs --stages, e.g. 30s:10,2m:50,30s:0")?;
+            let stages = parse_stages(text).map_err(|e| format!("--pattern {name}: {e}"))?;
             if a.closed_loop {
-                Load::Closed(Box::new(
-                    StagesUsers::parse(text).map_err(e)?.with_stagger(stagger),
-                ))
+                PatternSpec::StagesUsers { stages, stagger }
             } else {
-                Load::Open(Box::new(StagesRate::parse(text).map_err(e)?))
+                PatternSpec::StagesRate { stages }
             }
         }
     };
-    Ok(load)
+    Ok(spec)
+}
+
+/// Builds the schedule the flags describe, or says in one line what is wrong.
+pub(crate) fn build(a: &PatternArgs, seed: u64) -> Result<Schedule, String> {
+    let spec = spec(a, seed)?;
+    let name = a
+        .pattern
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default();
+    spec.build().map_err(|e| format!("--pattern {name}: {e}"))
 }
 
 /// The planned load per second over `horizon`: arrivals (open loop) or peak users (closed).
-pub(crate) fn plan(load: &mut Load, horizon: Duration) -> (Vec<u64>, &'static str) {
+pub(crate) fn plan(load: &mut Schedule, horizon: Duration) -> (Vec<u64>, &'static str) {
     match load {
-        Load::Open(s) => (plan_arrivals(s, horizon), "requests started per second"),
-        Load::Closed(s) => (plan_users(s, horizon), "users active (peak in each second)"),
+        Schedule::Open(s) => (plan_arrivals(s, horizon), "requests started per second"),
+        Schedule::Closed(s) => (plan_users(s, horizon), "users active (peak in each second)"),
     }
-}
-
-/// A bar chart of `values` (one per second), at most `width` columns and `height` rows; when
-/// there are more seconds than columns, each column shows the highest second it covers.
-pub(crate) fn chart(values: &[u64], unit: &str, width: usize, height: usize) -> String {
-    let mut out = String::new();
-    if values.is_empty() {
-        return "(nothing planned)\n".to_owned();
-    }
-    let per = values.len().div_ceil(width.max(1));
-    let columns: Vec<u64> = values
-        .chunks(per)
-        .map(|c| c.iter().copied().max().unwrap_or(0))
-        .collect();
-    let top = columns.iter().copied().max().unwrap_or(0).max(1);
-    let label_width = top.to_string().len().max(3);
-    let _ = writeln!(out, "{unit} (each column: {per} s)");
-    for row in (1..=height).rev() {
-        let threshold = top as f64 * row as f64 / height as f64;
-        let label = if row == height {
-            top.to_string()
-        } else if row == height.div_ceil(2) {
-            (top / 2).to_string()
-        } else {
-            String::new()
-        };
-        let _ = write!(out, "{label:>label_width$} |");
-        for &c in &columns {
-            let lower = top as f64 * (row - 1) as f64 / height as f64;
-            out.push(if c as f64 >= threshold {
-                '#'
-            } else if c as f64 > lower {
-                '.'
-            } else {
-                ' '
-            });
-        }
-        out.push('\n');
-    }
-    let _ = writeln!(out, "{:>label_width$} +{}", 0, "-".repeat(columns.len()));
-    let total_s = values.len();
-    let _ = writeln!(
-        out,
-        "{:>label_width$}  0s{:>width$}",
-        "",
-        format!("{total_s}s"),
-        width = columns.len().saturating_sub(2)
-    );
-    out
-}
-
-/// `t_s,value` lines with a header.
-pub(crate) fn csv(values: &[u64], column: &str) -> String {
-    let mut out = format!("t_s,{column}\n");
-    for (t, v) in values.iter().enumerate() {
-        let _ = writeln!(out, "{t},{v}");
-    }
-    out
 }
 
 #[cfg(test)]
@@ -570,19 +486,5 @@ mod tests {
             "give either --rps (open loop) or --users (closed loop), not both"
         );
         assert!(err("--pattern stages --stages 2m50").contains("stage 1"));
-    }
-
-    #[test]
-    fn the_chart_scales_to_its_box() {
-        let values: Vec<u64> = (0..300).map(|t| (t / 10) as u64).collect();
-        let c = chart(&values, "req/s", 100, 8);
-        let rows: Vec<&str> = c.lines().collect();
-        assert_eq!(rows.len(), 1 + 8 + 2);
-        assert!(rows[1].starts_with(" 29 |"), "{c}");
-        assert!(rows.iter().all(|r| r.chars().count() <= 110), "{c}");
-        assert_eq!(
-            csv(&[1, 2], "planned").lines().collect::<Vec<_>>(),
-            ["t_s,planned", "0,1", "1,2"]
-        );
     }
 }

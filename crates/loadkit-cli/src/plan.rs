@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::args::{PlanArgs, ScenariosArgs, ScenariosCommand};
-use crate::pattern::{self, Load};
+use loadkit_core::schedule::Schedule;
+
+use crate::pattern;
 use crate::{exit, scenario, Fatal};
 
 /// Columns and rows of the plan chart.
@@ -19,7 +21,7 @@ const DEFAULT_HORIZON: Duration = Duration::from_secs(60);
 pub(crate) fn plan(args: &PlanArgs) -> Result<u8, Fatal> {
     let horizon = args
         .duration
-        .or_else(|| Load::natural_length(&args.load))
+        .or_else(|| pattern::natural_length(&args.load))
         .unwrap_or(DEFAULT_HORIZON);
     let mut load = pattern::build(&args.load, args.seed).map_err(Fatal::usage)?;
     print_plan(&mut load, horizon, args.csv.as_deref())?;
@@ -28,7 +30,7 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<u8, Fatal> {
 
 /// Prints the chart (and writes the CSV) of `load` over `horizon`.
 pub(crate) fn print_plan(
-    load: &mut Load,
+    load: &mut Schedule,
     horizon: Duration,
     csv: Option<&str>,
 ) -> Result<(), Fatal> {
@@ -40,11 +42,11 @@ pub(crate) fn print_plan(
         )));
     }
     let pattern = match load {
-        Load::Open(s) => s.pattern(),
-        Load::Closed(s) => s.pattern(),
+        Schedule::Open(s) => s.pattern(),
+        Schedule::Closed(s) => s.pattern(),
     };
     let (values, unit) = pattern::plan(load, horizon);
-    let table = pattern::csv(&values, "planned");
+    let table = loadkit_report::plan_csv(&values, "planned");
     if csv == Some("-") {
         print!("{table}");
         return Ok(());
@@ -62,7 +64,10 @@ pub(crate) fn print_plan(
         values.len()
     );
     let total: u64 = values.iter().sum();
-    print!("{}", pattern::chart(&values, unit, CHART.0, CHART.1));
+    print!(
+        "{}",
+        loadkit_report::plan_chart(&values, unit, CHART.0, CHART.1)
+    );
     if pattern.open_loop {
         println!(
             "total {total} requests, peak {} /s",

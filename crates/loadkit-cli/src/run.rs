@@ -7,14 +7,15 @@ use std::time::{Duration, SystemTime};
 use std::sync::Arc;
 
 use loadkit_core::prompt::{Preset, PromptSource};
-use loadkit_core::protocol::{self, Protocol, RunPlan, Settings, SimScript, Simulator, Value};
+use loadkit_core::protocol::{Protocol, RunPlan, Settings, SimScript, Simulator, Value};
+use loadkit_core::schedule::Schedule;
 use loadkit_core::{CancellationToken, RunResult, Saturation, StopReason};
 use loadkit_report::{render_summary, Report, RunMeta};
 use serde_json::{json, Map};
 
 use crate::args::{OnSaturation, PromptPreset, RunArgs, TargetArgs};
 use crate::live::LiveLine;
-use crate::pattern::{self, Load};
+use crate::pattern;
 use crate::{exit, process, registry, Fatal};
 
 /// Duration of a run given neither --duration nor --requests.
@@ -23,7 +24,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
     let (protocol, name) = registry::find(&args.target.protocol)?;
     let load = pattern::build(&args.load, args.target.seed).map_err(Fatal::usage)?;
     // A pattern that ends by itself (stages) sets the default duration.
-    let natural = Load::natural_length(&args.load);
+    let natural = pattern::natural_length(&args.load);
     let duration = match (args.duration, args.requests) {
         (None, None) => Some(natural.unwrap_or(DEFAULT_DURATION)),
         (d, _) => d,
@@ -141,13 +142,10 @@ pub(crate) fn settings(
 }
 
 /// The schedule, stop conditions and observers the flags ask for.
-fn plan(args: &RunArgs, load: Load, duration: Option<Duration>) -> RunPlan {
+fn plan(args: &RunArgs, load: Schedule, duration: Option<Duration>) -> RunPlan {
     let cancel = CancellationToken::new();
     watch_signals(cancel.clone());
-    let mut plan = RunPlan::new(match load {
-        Load::Open(schedule) => protocol::Load::Open(schedule),
-        Load::Closed(schedule) => protocol::Load::Closed(schedule),
-    });
+    let mut plan = RunPlan::new(load);
     plan.duration = duration;
     plan.requests = args.requests;
     plan.warmup = args.warmup;
@@ -264,7 +262,7 @@ fn meta(
 }
 
 fn pattern_is_open(args: &RunArgs) -> bool {
-    pattern::build(&args.load, args.target.seed).is_ok_and(|l| matches!(l, Load::Open(_)))
+    pattern::build(&args.load, args.target.seed).is_ok_and(|l| matches!(l, Schedule::Open(_)))
 }
 
 pub(crate) fn default_out_dir() -> PathBuf {

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use loadkit_core::prompt::PromptSource;
-use loadkit_core::protocol::{self, Options, Protocol, RunPlan, Settings, SimScript, Simulator};
-use loadkit_core::schedule::FixedUsers;
+use loadkit_core::protocol::{Options, Protocol, RunPlan, Settings, SimScript, Simulator};
+use loadkit_core::schedule::{FixedUsers, Schedule};
 use loadkit_core::sweep::{self, Bisect, Bracket, Step};
 use loadkit_core::{CancellationToken, RunResult};
 use loadkit_report::{render_summary, Report, RunMeta};
@@ -95,7 +95,7 @@ impl<'a> Limits<'a> {
             self.checked = true;
         }
         let users = FixedUsers::new(1).map_err(|e| Fatal::usage(e.to_string()))?;
-        let mut plan = RunPlan::new(protocol::Load::Closed(Box::new(users)));
+        let mut plan = RunPlan::new(Schedule::Closed(Box::new(users)));
         plan.requests = Some(self.per_step);
         plan.timeout = Some(self.args.timeout);
         plan.grace = Duration::ZERO;

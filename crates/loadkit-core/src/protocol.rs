@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use loadkit_schedule::{ArrivalSchedule, UserSchedule};
+use loadkit_schedule::Schedule;
 use tokio_util::sync::CancellationToken;
 
 use crate::prompt::PromptSource;
@@ -339,7 +339,7 @@ pub struct Section {
 /// takes except the client and the workload, so a front end can hand it to any protocol.
 pub struct RunPlan {
     /// Open or closed loop.
-    pub load: Load,
+    pub load: Schedule,
     /// How long to send after the warm-up.
     pub duration: Option<Duration>,
     /// How many measured requests to send.
@@ -362,23 +362,6 @@ pub struct RunPlan {
     pub observers: Vec<Box<dyn Observer>>,
 }
 
-/// The schedule of a [`RunPlan`].
-pub enum Load {
-    /// Open loop: arrivals.
-    Open(Box<dyn ArrivalSchedule>),
-    /// Closed loop: users.
-    Closed(Box<dyn UserSchedule>),
-}
-
-impl fmt::Debug for Load {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Load::Open(s) => write!(f, "Open({})", s.pattern().kind),
-            Load::Closed(s) => write!(f, "Closed({})", s.pattern().kind),
-        }
-    }
-}
-
 impl fmt::Debug for RunPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunPlan")
@@ -392,7 +375,7 @@ impl fmt::Debug for RunPlan {
 
 impl RunPlan {
     /// A plan for `load` with the engine's defaults.
-    pub fn new(load: Load) -> Self {
+    pub fn new(load: Schedule) -> Self {
         Self {
             load,
             duration: None,
@@ -426,8 +409,8 @@ impl RunPlan {
             .max_in_flight(self.max_in_flight)
             .on_saturation(self.saturation);
         builder = match self.load {
-            Load::Open(schedule) => builder.open_loop(schedule),
-            Load::Closed(schedule) => builder.closed_loop(schedule),
+            Schedule::Open(schedule) => builder.open_loop(schedule),
+            Schedule::Closed(schedule) => builder.closed_loop(schedule),
         };
         if let Some(d) = self.duration {
             builder = builder.duration(d);

@@ -7,6 +7,7 @@
 
 mod consistency;
 mod model;
+mod plan;
 mod section;
 mod sweep;
 mod terminal;
@@ -16,6 +17,7 @@ pub use model::{
     ErrorRow, Generator, Metric, MissedByReason, Report, RunInfo, RunMeta, Throughput, TimelineRow,
     Tokens, Totals, WarmupOutcomes, SCHEMA_VERSION,
 };
+pub use plan::{plan_chart, plan_csv};
 pub use section::json_value;
 pub use sweep::{sweep_header, sweep_row, sweep_summary};
 pub use terminal::render_summary;

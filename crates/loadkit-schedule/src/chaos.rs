@@ -237,6 +237,19 @@ impl ChaosRate {
         }))
     }
 
+    /// Each step that is not a pause has a burst with probability `probability` (in `[0, 1]`),
+    /// keeping the burst size.
+    pub fn with_burst_probability(self, probability: f64) -> Result<Self, ScheduleError> {
+        let size = self.params.burst_size;
+        self.with_bursts(probability, size)
+    }
+
+    /// A burst is `size` (at least 1) simultaneous arrivals, keeping the burst probability.
+    pub fn with_burst_size(self, size: u32) -> Result<Self, ScheduleError> {
+        let probability = self.params.burst_probability;
+        self.with_bursts(probability, size)
+    }
+
     /// Each step is a pause (no arrivals) with probability `probability`, in `[0, 1)` (zero:
     /// no pauses).
     pub fn with_pauses(self, probability: f64) -> Result<Self, ScheduleError> {

@@ -48,6 +48,7 @@ mod pattern;
 mod plan;
 mod ramp;
 mod rng;
+mod spec;
 mod spike;
 mod stages;
 mod user_curve;
@@ -59,6 +60,7 @@ pub use parse::{format_duration, parse_duration, parse_rate, parse_stages};
 pub use pattern::{ParamValue, Pattern, ScheduleError};
 pub use plan::{plan_arrivals, plan_users};
 pub use ramp::{RampRate, RampUsers};
+pub use spec::{PatternSpec, Schedule};
 pub use spike::{SpikeRate, SpikeUsers};
 pub use stages::{Stage, StagesRate, StagesUsers};
 
