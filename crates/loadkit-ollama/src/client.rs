@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderName, ACCEPT, CONTENT_TYPE};
+use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use loadkit_core::prompt::ChatPrompt;
 use loadkit_core::{Client, Probe, RequestError};
@@ -138,8 +138,8 @@ pub enum ConfigError {
     #[error("ollama needs a model name (e.g. llama3.2)")]
     NoModel,
     /// A header name or value is not valid HTTP.
-    #[error("invalid header {0:?}")]
-    InvalidHeader(String),
+    #[error(transparent)]
+    InvalidHeader(#[from] loadkit_sse::HeaderError),
     /// The temperature is negative or not a number.
     #[error("invalid temperature {0}: it must be a finite number >= 0")]
     InvalidTemperature(f64),
@@ -258,12 +258,7 @@ impl OllamaClient {
             ACCEPT,
             HeaderValue::from_static("application/x-ndjson, application/json"),
         );
-        for (name, value) in &config.headers {
-            let invalid = || ConfigError::InvalidHeader(name.clone());
-            let n = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| invalid())?;
-            let v = HeaderValue::from_str(value.trim()).map_err(|_| invalid())?;
-            headers.insert(n, v);
-        }
+        loadkit_sse::insert_headers(&config.headers, &mut headers)?;
         Ok(Self {
             http: HttpClient::new(config.http.clone())?,
             uri,

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::header::{HeaderName, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use loadkit_core::prompt::ChatPrompt;
 use loadkit_core::{Client, Probe, RequestError};
@@ -148,17 +148,7 @@ impl OpenAiClient {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        for (name, value) in &config.headers {
-            let invalid = |reason: &str| ConfigError::InvalidHeader {
-                name: name.clone(),
-                reason: reason.to_owned(),
-            };
-            let header_name = HeaderName::from_bytes(name.trim().as_bytes())
-                .map_err(|_| invalid("not a valid header name"))?;
-            let header_value = HeaderValue::from_str(value.trim())
-                .map_err(|_| invalid("not a valid header value"))?;
-            headers.insert(header_name, header_value);
-        }
+        loadkit_sse::insert_headers(&config.headers, &mut headers)?;
         let http = HttpClient::new(config.http.clone())?;
         Ok(Self {
             uri,

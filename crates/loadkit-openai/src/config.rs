@@ -174,13 +174,8 @@ pub enum ConfigError {
         endpoint: Endpoint,
     },
     /// A header name or value is not valid HTTP.
-    #[error("invalid header {name:?}: {reason}")]
-    InvalidHeader {
-        /// The header name as given.
-        name: String,
-        /// What is wrong with it.
-        reason: String,
-    },
+    #[error(transparent)]
+    InvalidHeader(#[from] loadkit_sse::HeaderError),
     /// The API key cannot be sent in a header.
     #[error("invalid api key: it contains characters not allowed in a header")]
     InvalidApiKey,

@@ -43,6 +43,7 @@ mod classify;
 mod connect;
 mod frame;
 mod generic;
+mod header;
 mod http;
 pub mod message;
 mod ndjson;
@@ -56,6 +57,7 @@ mod text_len;
 
 pub use frame::{FrameError, DEFAULT_MAX_EVENT_SIZE};
 pub use generic::{EndMarker, SseClient, SseOptions};
+pub use header::{insert_headers, HeaderError};
 pub use http::{
     parse_url, preflight, ConfigError, HttpClient, HttpConfig, Response, ResponseBody, DRAIN_GRACE,
     ERROR_BODY_LIMIT, FINISH_INLINE,

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderName, ACCEPT, CONTENT_TYPE};
+use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Uri};
 
 use crate::pointer::PointerError;
@@ -87,8 +87,8 @@ pub enum SpecError {
     #[error("invalid http method {0:?}")]
     InvalidMethod(String),
     /// A header name or value is not valid HTTP.
-    #[error("invalid header {0:?}")]
-    InvalidHeader(String),
+    #[error(transparent)]
+    InvalidHeader(#[from] crate::HeaderError),
     /// The body template is unusable.
     #[error(transparent)]
     Template(#[from] TemplateError),
@@ -168,12 +168,7 @@ impl Prepared {
             };
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(kind));
         }
-        for (name, value) in &spec.headers {
-            let invalid = || SpecError::InvalidHeader(name.clone());
-            let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| invalid())?;
-            let value = HeaderValue::from_str(value.trim()).map_err(|_| invalid())?;
-            headers.insert(name, value);
-        }
+        crate::insert_headers(&spec.headers, &mut headers)?;
         Ok(Self {
             uri,
             method,
