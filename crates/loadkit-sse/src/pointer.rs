@@ -97,9 +97,10 @@ impl JsonPointer {
     ///
     /// Allocates nothing for a flat message (an object of scalars) whose keys have no escapes:
     /// values are borrowed, not unescaped. A pointer two or more levels deep parses the value
-    /// at each level again from its raw text, and skipping a value nested two deep uses
-    /// serde_json's stack (which allocates). A key repeated in one object takes its last value,
-    /// as `serde_json::Value` does. A `null` is found as the text `null`.
+    /// at each level again from its raw text, and skipping an object or array inside the
+    /// document makes serde_json take a few bytes of scratch (once per document). A key
+    /// repeated in one object takes its last value, as `serde_json::Value` does. A `null` is
+    /// found as the text `null`.
     ///
     /// # Panics
     ///

@@ -303,8 +303,12 @@ impl WsChatClient {
             next_ping: sent + interval,
             waiting: None,
         });
-        // One timer for the nearest deadline, moved only when it fires: a message just notes
-        // its arrival, so a fast stream costs no timer work per message.
+        // One timer for the nearest deadline. A message just notes its arrival, so a fast
+        // stream costs no timer work per message: the idle deadline only moves later, and the
+        // timer, when it fires early, is moved to it then. Only what brings the nearest
+        // deadline forward re-arms it at once: the first message (the idle timeout is usually
+        // shorter than the first-byte one) and a pong (the next ping may be due before the
+        // pong's deadline was).
         let sleep = tokio::time::sleep_until(self.wake(sent, last, keepalive.as_ref()));
         tokio::pin!(sleep);
         loop {
@@ -316,6 +320,7 @@ impl WsChatClient {
                         Some(Err(e)) => return Err(self.stream_error(&e, last.is_none())),
                         None => return Err(self.dropped(last.is_none())),
                     };
+                    let first = last.is_none();
                     let step = match message {
                         Message::Text(text) => self.data(text.as_bytes(), &mut last, probe)?,
                         Message::Binary(bytes) => self.data(&bytes, &mut last, probe)?,
@@ -323,6 +328,10 @@ impl WsChatClient {
                             if let Some(k) = keepalive.as_mut() {
                                 if let Some(at) = k.waiting.take() {
                                     k.next_ping = at + k.interval;
+                                    let wake = self.wake(sent, last, Some(k));
+                                    if wake < sleep.deadline() {
+                                        sleep.as_mut().reset(wake);
+                                    }
                                 }
                             }
                             Step::Continue
@@ -334,6 +343,12 @@ impl WsChatClient {
                     if step == Step::End {
                         probe.mark_end();
                         return Ok(());
+                    }
+                    if first && last.is_some() {
+                        let wake = self.wake(sent, last, keepalive.as_ref());
+                        if wake < sleep.deadline() {
+                            sleep.as_mut().reset(wake);
+                        }
                     }
                 }
                 () = &mut sleep => {

@@ -161,7 +161,8 @@ const SLOTS: usize = 7;
 /// ([`JsonPointer::find_raw_all`]), without building a `serde_json::Value`; for a flat message
 /// whose keys and compared strings have no escapes (the usual `{"type":"token","text":"..."}`)
 /// it allocates nothing, escaped token text included. What allocates: the error path, a rule
-/// comparing an object or array, and values nested two deep.
+/// comparing an object or array or an escaped string, and an object or array inside the
+/// message (serde_json takes a few bytes of scratch once per message to skip it).
 #[derive(Debug, Clone)]
 pub struct MessageRules {
     pointers: Vec<JsonPointer>,
