@@ -7,3 +7,4 @@ mod faults;
 mod keepalive;
 mod support;
 mod timing;
+mod transcript;
