@@ -82,7 +82,8 @@ impl JsonPointer {
     /// let p = JsonPointer::parse("/usage/tokens").unwrap();
     /// let found = p.find_raw(br#"{"text":"a\nb","usage":{"tokens":12}}"#).unwrap();
     /// assert_eq!(found.map(|v| v.get()), Some("12"));
-    /// assert_eq!(p.find_raw(br#"{"usage":null}"#).unwrap(), None);
+    /// assert_eq!(p.find_raw(br#"{"usage":{"tokens":null}}"#).unwrap().map(|v| v.get()), Some("null"));
+    /// assert!(p.find_raw(br#"{"usage":null}"#).unwrap().is_none());
     /// assert!(p.find_raw(br#"{"usage":{"tokens":1}"#).is_err()); // malformed
     /// ```
     pub fn find_raw<'a>(&self, json: &'a [u8]) -> Result<Option<&'a RawValue>, serde_json::Error> {
@@ -111,10 +112,10 @@ impl JsonPointer {
     ///
     /// let pointers = ["/type", "/text", "/usage/out", "/missing"].map(|p| JsonPointer::parse(p).unwrap());
     /// let mut found = [None; 4];
-    /// let msg = br#"{"type":"token","text":"café","usage":{"out":3}}"#;
+    /// let msg = br#"{"type":"token","text":"caf\u00e9","usage":{"out":3}}"#;
     /// JsonPointer::find_raw_all(&pointers, msg, &mut found).unwrap();
     /// let texts: Vec<_> = found.iter().map(|f| f.map(|v| v.get())).collect();
-    /// assert_eq!(texts, [Some(r#""token""#), Some(r#""café""#), Some("3"), None]);
+    /// assert_eq!(texts, [Some(r#""token""#), Some(r#""caf\u00e9""#), Some("3"), None]);
     /// ```
     pub fn find_raw_all<'a>(
         pointers: &[JsonPointer],
