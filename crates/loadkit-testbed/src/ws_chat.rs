@@ -196,6 +196,8 @@ pub struct WsChatStats {
     pub pings_received: u64,
     /// Connections it closed with 1011 because its ping went unanswered.
     pub keepalive_closes: u64,
+    /// Close frames it received (connections the client closed politely).
+    pub closes_received: u64,
 }
 
 #[derive(Debug, Default)]
@@ -210,6 +212,7 @@ struct Counters {
     pongs_received: AtomicU64,
     pings_received: AtomicU64,
     keepalive_closes: AtomicU64,
+    closes_received: AtomicU64,
 }
 
 fn add(counter: &AtomicU64) -> u64 {
@@ -258,6 +261,7 @@ impl WsChatServer {
             pongs_received: get(&c.pongs_received),
             pings_received: get(&c.pings_received),
             keepalive_closes: get(&c.keepalive_closes),
+            closes_received: get(&c.closes_received),
         }
     }
 
@@ -477,6 +481,7 @@ impl Session {
                         add(&self.shared.counters.pings_received);
                     }
                     Some(Ok(Message::Close(_))) => {
+                        add(&self.shared.counters.closes_received);
                         // Answer the close and let the client close the TCP connection.
                         let _ = self.ws.flush().await;
                         return Err(End);

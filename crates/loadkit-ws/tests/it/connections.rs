@@ -9,7 +9,7 @@ use loadkit_testbed::openai::Trigger;
 use loadkit_testbed::ws_chat::{self, Recycle, WsChatSimConfig, WsFault};
 use loadkit_ws::Connection;
 
-use crate::support::{config, count, run};
+use crate::support::{config, count, eventually, request, run};
 
 fn quick() -> WsChatSimConfig {
     WsChatSimConfig {
@@ -36,6 +36,46 @@ async fn per_user_reuses_one_connection_per_user_per_request_opens_one_each() {
     assert_eq!((c.succeeded, c.failed), (12, 0), "{:?}", errors(&result));
     assert_eq!(server.stats().connections, 3 + 12, "one per request");
     assert_eq!(server.stats().completed, 24);
+    // Every connection was closed with a close frame: the 3 users' when their sessions ended,
+    // and each per-request one after its request.
+    assert!(
+        eventually(|| server.stats().closes_received == 3 + 12).await,
+        "{:?}",
+        server.stats()
+    );
+    server.shutdown().await;
+}
+
+/// A call the engine abandons (its total timeout) leaves its connection in an unknown state:
+/// the engine resets the user's session, the connection is closed politely, and the user's
+/// next request opens a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_the_engine_abandons_takes_its_connection_with_it() {
+    let server = ws_chat::serve(WsChatSimConfig {
+        faults: vec![(Trigger::EveryNth(2), WsFault::NoEnd { after_tokens: 1 })],
+        ..quick()
+    })
+    .await
+    .unwrap();
+    let client = loadkit_ws::WsChatClient::new(config(&server.url())).unwrap();
+    let result = loadkit_core::Runner::builder(client, request)
+        .closed_loop(loadkit_core::schedule::FixedUsers::new(1).unwrap())
+        .requests(3)
+        .timeout(Some(Duration::from_millis(300)))
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let c = &result.stats.counters;
+    assert_eq!((c.succeeded, c.failed), (2, 1), "{:?}", errors(&result));
+    assert_eq!(count(&result, "timeout", "total timeout after 300ms"), 1);
+    assert_eq!(server.stats().connections, 2);
+    // The abandoned connection, then the user's second one when the run ended.
+    assert!(
+        eventually(|| server.stats().closes_received == 2).await,
+        "{:?}",
+        server.stats()
+    );
     server.shutdown().await;
 }
 

@@ -222,6 +222,24 @@ async fn refused_connections_upgrades_and_tls() {
     assert_eq!(result.stats.counters.succeeded, 3, "{:?}", errors(&result));
     assert_eq!(server.stats().rejected, 6);
 
+    // A server that accepts TCP and never answers the upgrade: the connect deadline covers it.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("ws://{}/ws", silent.local_addr().unwrap());
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut c = config(&silent_url);
+    c.connect_timeout = Duration::from_millis(200);
+    let result = run(c, 2, 1).await;
+    assert_eq!(
+        errors(&result),
+        [("timeout".into(), "connect timeout after 200ms".into(), 2)]
+    );
+    holder.abort();
+
     // TLS spoken to a plain server fails the handshake.
     let wss = format!("wss://{}/ws/chat/v2", server.addr());
     let result = run(config(&wss), 2, 1).await;

@@ -43,3 +43,16 @@ pub(crate) fn count(result: &RunResult, class: &str, message: &str) -> u64 {
         .find(|(c, m, _)| c == class && m == message)
         .map_or(0, |e| e.2)
 }
+
+/// Waits (up to 3 s) until `done` holds, for what finishes in the background (polite closes);
+/// `true` if it did.
+pub(crate) async fn eventually(done: impl Fn() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while !done() {
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
