@@ -53,7 +53,7 @@ fn crate_dependencies_point_the_agreed_way() {
         ("loadkit-sse", &["loadkit-core"]),
         ("loadkit-openai", &["loadkit-core", "loadkit-sse"]),
         ("loadkit-ollama", &["loadkit-core", "loadkit-sse"]),
-        ("loadkit-ws", &["loadkit-core"]),
+        ("loadkit-ws", &["loadkit-core", "loadkit-sse"]),
         ("loadkit-tts-ws", &["loadkit-core", "loadkit-ws"]),
         ("loadkit-asr-multipart", &["loadkit-core", "loadkit-sse"]),
         ("loadkit-report", &["loadkit-core", "loadkit-metrics"]),

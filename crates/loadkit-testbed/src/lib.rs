@@ -8,6 +8,7 @@
 //! | [`sse_app`] | a generic SSE application framed like FastAPI + sse-starlette |
 //! | [`json`] | a plain JSON request/response server |
 //! | [`replay`] | replays a response captured from a real server (wire samples) |
+//! | [`ws_chat`] | a WebSocket chat application (`{"type":"chat"}` in, `token` / `done` / `error` out) on its own single-threaded event loop, with blocking prefills, keepalive and faults |
 //!
 //! With the `harness` feature, [`harness`] has what the protocol crates' integration tests share.
 //!
@@ -52,3 +53,4 @@ pub mod replay;
 mod server;
 pub use server::{Connections, Flush, Transport};
 pub mod sse_app;
+pub mod ws_chat;
