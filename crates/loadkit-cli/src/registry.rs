@@ -17,6 +17,7 @@ pub(crate) const PROTOCOLS: &[&dyn Protocol] = &[
     &loadkit_openai::protocol::OPENAI,
     &loadkit_ollama::protocol::OLLAMA,
     &loadkit_sse::protocol::GENERIC,
+    &loadkit_ws::protocol::WS_CHAT,
 ];
 
 /// The `--protocol` values, with their help.

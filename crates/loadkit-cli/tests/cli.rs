@@ -795,6 +795,22 @@ fn generic_protocol_flags_are_validated_before_any_load() {
             &["--protocol", "ollama-chat", "--tools", "x.json"][..],
             "--tools applies to --protocol openai-chat",
         ),
+        (
+            &["--protocol", "openai-chat", "--no-ping"][..],
+            "--no-ping applies to --protocol ws-chat, not openai-chat",
+        ),
+        (
+            &["--protocol", "ws-chat", "--ws-connection", "sometimes"][..],
+            "invalid value 'sometimes' for --ws-connection",
+        ),
+        (
+            &["--protocol", "ws-chat", "--end-when", "no-slash"][..],
+            "end",
+        ),
+        (
+            &["--protocol", "ws-chat", "--url", "http://127.0.0.1:9/ws"][..],
+            "ws://",
+        ),
     ] {
         let mut all = vec!["run", "--requests", "1"];
         all.extend_from_slice(args);
@@ -1133,4 +1149,203 @@ fn sweep_context_stops_at_the_first_failure_unless_told_to_keep_going() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(sweep_steps(&report(&all)).len(), 5);
+}
+
+/// The WebSocket chat simulator (on its own thread), alive as long as the value.
+struct WsSim {
+    server: Option<loadkit_testbed::ws_chat::WsChatServer>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl WsSim {
+    fn start(config: loadkit_testbed::ws_chat::WsChatSimConfig) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime
+            .block_on(loadkit_testbed::ws_chat::serve(config))
+            .unwrap();
+        WsSim {
+            server: Some(server),
+            runtime,
+        }
+    }
+
+    fn url(&self) -> String {
+        self.server.as_ref().unwrap().url()
+    }
+}
+
+impl Drop for WsSim {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.shutdown());
+        }
+    }
+}
+
+#[test]
+fn ws_chat_runs_under_every_load_pattern_with_the_http_metrics() {
+    let sim = WsSim::start(loadkit_testbed::ws_chat::WsChatSimConfig {
+        ttft: Duration::from_millis(20),
+        itl: Duration::from_millis(5),
+        natural_tokens: 8,
+        ..Default::default()
+    });
+    let url = sim.url();
+    let patterns: &[&[&str]] = &[
+        &["--rps", "10"],
+        &["--users", "3"],
+        &["--pattern", "poisson", "--rps", "10"],
+        &[
+            "--pattern",
+            "burst",
+            "--burst-size",
+            "5",
+            "--burst-every",
+            "1s",
+        ],
+        &[
+            "--pattern",
+            "ramp",
+            "--from",
+            "2",
+            "--to",
+            "10",
+            "--over",
+            "1s",
+        ],
+        &[
+            "--pattern",
+            "ramp",
+            "--closed-loop",
+            "--from",
+            "1",
+            "--to",
+            "3",
+            "--over",
+            "1s",
+        ],
+        &[
+            "--pattern",
+            "spike",
+            "--rps",
+            "2",
+            "--spike-rps",
+            "10",
+            "--spike-duration",
+            "500ms",
+            "--spike-every",
+            "1s",
+        ],
+        &["--pattern", "chaos", "--min-rps", "2", "--max-rps", "10"],
+        &[
+            "--pattern",
+            "fixed-interval",
+            "--users",
+            "2",
+            "--interval",
+            "200ms",
+        ],
+        &["--pattern", "stages", "--stages", "1s:5,1s:0"],
+    ];
+    // One after another: ten clients at once would disturb the real-clock tests beside this one.
+    for (i, pattern) in patterns.iter().enumerate() {
+        let out = tmp(&format!("ws-pattern-{i}"));
+        let out_s = out.to_str().unwrap().to_owned();
+        let mut args = vec![
+            "run",
+            "--protocol",
+            "ws-chat",
+            "--url",
+            &url,
+            "--duration",
+            "1s",
+            "-q",
+        ];
+        args.extend_from_slice(pattern);
+        args.extend_from_slice(&["--out", &out_s]);
+        let o = loadkit(&args);
+        assert_eq!(o.status.code(), Some(0), "{pattern:?}: {}", stderr(&o));
+        let r = report(&out);
+        let t = &r["totals"];
+        assert!(t["succeeded"].as_u64().unwrap() > 0, "{pattern:?}: {t}");
+        assert_eq!(t["failed"], 0, "{pattern:?}: {}", r["errors"]);
+        assert_eq!(r["tokens"]["source"], "server", "{pattern:?}");
+        assert_eq!(
+            r["tokens"]["output_total"].as_u64().unwrap(),
+            8 * t["succeeded"].as_u64().unwrap(),
+            "{pattern:?}"
+        );
+        let ttft = p50(&r, "ttft");
+        assert!((19.5..45.0).contains(&ttft), "{pattern:?}: ttft {ttft}");
+        let tpot = p50(&r, "tpot");
+        assert!((4.5..9.0).contains(&tpot), "{pattern:?}: tpot {tpot}");
+        assert!(p50(&r, "itl") > 0.0 && p50(&r, "e2e") > ttft, "{pattern:?}");
+    }
+}
+
+#[test]
+fn sweep_context_over_websocket_names_the_keepalive_timeout_and_no_ping_goes_past_it() {
+    // A blocking prefill of 0.5 ms per word: 512 ms at 1024 words, far past a 100 ms ping
+    // interval plus a 200 ms ping timeout; 64 ms at 128 words is well inside it.
+    let sim = WsSim::start(loadkit_testbed::ws_chat::WsChatSimConfig {
+        ttft: Duration::from_millis(1),
+        itl: Duration::ZERO,
+        natural_tokens: 4,
+        prefill_per_word: Duration::from_micros(500),
+        ..Default::default()
+    });
+    let url = sim.url();
+    let sweep = |dir: &Path, ping: &[&str]| {
+        let mut args = vec![
+            "sweep",
+            "context",
+            "--protocol",
+            "ws-chat",
+            "--url",
+            &url,
+            "--steps",
+            "64,128,1024",
+            "-q",
+            "--out",
+            dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(ping);
+        loadkit(&args)
+    };
+    let pinged = tmp("ws-sweep-ping");
+    let o = sweep(
+        &pinged,
+        &["--ping-interval", "100ms", "--ping-timeout", "200ms"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let steps = sweep_steps(&report(&pinged));
+    assert_eq!(steps.len(), 3);
+    assert!(
+        steps[0]["ok"] == true && steps[1]["ok"] == true,
+        "{steps:?}"
+    );
+    assert_eq!(
+        steps[2]["error_class"], "keepalive_timeout",
+        "{:?}",
+        steps[2]
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("first failure at 1024 words"), "{stdout}");
+    assert!(stdout.contains("(keepalive_timeout)"), "{stdout}");
+
+    let unpinged = tmp("ws-sweep-no-ping");
+    let o = sweep(&unpinged, &["--no-ping"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let steps = sweep_steps(&report(&unpinged));
+    assert!(steps.iter().all(|s| s["ok"] == true), "{steps:?}");
+    // The prefill shows in TTFT instead.
+    assert!(
+        steps[2]["ttft_ms"].as_f64().unwrap() >= 500.0,
+        "{:?}",
+        steps[2]
+    );
+    assert_eq!(steps[2]["tokens_in"], 1024);
 }

@@ -288,7 +288,14 @@ impl Drop for WsChatServer {
 /// current-thread tokio runtime (so a blocking prefill blocks only it, as in an asyncio
 /// server, never the caller's runtime).
 pub async fn serve(config: WsChatSimConfig) -> std::io::Result<WsChatServer> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    serve_on(std::net::TcpListener::bind(("127.0.0.1", 0))?, config)
+}
+
+/// Like [`serve`], on a listener the caller bound (e.g. `loadkit serve-sim --addr`).
+pub fn serve_on(
+    listener: std::net::TcpListener,
+    config: WsChatSimConfig,
+) -> std::io::Result<WsChatServer> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {

@@ -46,6 +46,7 @@
 mod client;
 mod config;
 mod connect;
+pub mod protocol;
 mod rules;
 
 pub use client::{preflight, PreflightError, WsChatClient, WsRequest, WsSession};
