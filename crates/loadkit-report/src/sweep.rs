@@ -73,7 +73,8 @@ pub fn sweep_summary(
              OpenAI-compatible servers, --ignore-eos"
         );
     }
-    if let Some(first) = steps.iter().find(|s| !s.ok) {
+    // A probe names its limit by the bracket (and the cause at its upper edge) instead.
+    if let Some(first) = steps.iter().find(|s| !s.ok).filter(|_| bracket.is_none()) {
         let size = match first.words {
             Some(w) => format!("{w} words, max_tokens {}", first.max_tokens),
             None => format!("max_tokens {}", first.max_tokens),
