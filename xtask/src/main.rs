@@ -97,6 +97,19 @@ fn ci() -> Result<()> {
     } else {
         eprintln!("xtask ci: cargo-deny not installed, skipping (cargo install cargo-deny)");
     }
+    // The libraries' API docs build without a broken link (what `cargo add` users read).
+    step(
+        "cargo doc (libraries, -D warnings)",
+        cargo().env("RUSTDOCFLAGS", "-D warnings").args([
+            "doc",
+            "--workspace",
+            "--no-deps",
+            "--exclude",
+            "loadkit-cli",
+            "--exclude",
+            "xtask",
+        ]),
+    )?;
     step(
         "example: load-test an async fn with loadkit-core",
         cargo().args([

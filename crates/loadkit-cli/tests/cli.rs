@@ -562,7 +562,7 @@ fn ollama_says_when_the_model_is_not_pulled() {
         .unwrap();
     let server = runtime
         .block_on(loadkit_testbed::ollama::serve(
-            loadkit_testbed::ollama::OllamaConfig {
+            loadkit_testbed::ollama::OllamaSimConfig {
                 cold_load: Duration::from_millis(200),
                 ttft: Duration::from_millis(5),
                 itl: Duration::from_millis(1),
@@ -1348,4 +1348,44 @@ fn sweep_context_over_websocket_names_the_keepalive_timeout_and_no_ping_goes_pas
         steps[2]
     );
     assert_eq!(steps[2]["tokens_in"], 1024);
+}
+
+#[test]
+fn sweep_combined_grows_prompt_and_output_together_until_the_window_breaks() {
+    let sim = limited_sim(Some(1_000));
+    let url = sim.url();
+    let out = tmp("sweep-combined");
+    let o = loadkit(&[
+        "sweep",
+        "combined",
+        "--url",
+        &url,
+        "--context-min",
+        "250",
+        "--context-max",
+        "2000",
+        "--output-min",
+        "8",
+        "--output-max",
+        "16",
+        "--ignore-eos",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let steps = sweep_steps(&report(&out));
+    let sizes: Vec<(u64, u64)> = steps
+        .iter()
+        .map(|s| {
+            (
+                s["words"].as_u64().unwrap(),
+                s["max_tokens"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // The shorter list (outputs) repeats its last size; the run stops at the first failure.
+    assert_eq!(sizes, [(250, 8), (500, 16), (1000, 16), (2000, 16)]);
+    assert_eq!(steps[2]["tokens_out"], 16, "{:?}", steps[2]);
+    assert_eq!(steps[3]["error_class"], "http_status", "{:?}", steps[3]);
 }

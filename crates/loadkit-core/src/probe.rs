@@ -151,7 +151,7 @@ impl Probe {
 
     /// Records a timing the *server* reported about this request (e.g. Ollama's
     /// `eval_duration`), aggregated into the histogram named `name`. Up to
-    /// [`NamedTimings::CAPACITY`] distinct names per request are kept.
+    /// [`Named::CAPACITY`](crate::Named::CAPACITY) distinct names per request are kept.
     pub fn server_timing(&mut self, name: &'static str, value: Duration) {
         self.record.timings.push(name, value);
     }
@@ -159,7 +159,7 @@ impl Probe {
     /// Adds `n` to the protocol-defined count `name` (e.g. a conversation's tool rounds). Counts
     /// travel with the finished record and are summed over measured requests into
     /// `RunStats::tallies`, so they merge like every statistic; at most
-    /// [`Tallies::CAPACITY`](crate::Tallies) distinct names per request.
+    /// [`Named::CAPACITY`](crate::Named::CAPACITY) distinct names per request.
     pub fn tally(&mut self, name: &'static str, n: u64) {
         self.record.tallies.add(name, n);
     }

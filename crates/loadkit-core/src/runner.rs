@@ -495,7 +495,7 @@ where
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let ctl = Control {
+        let ctl = RunControl {
             cancel,
             stop,
             deadline,
@@ -563,14 +563,14 @@ impl<T> Drop for AbortOnDrop<T> {
 
 /// Signals a dispatcher watches.
 #[derive(Clone)]
-struct Control {
+struct RunControl {
     cancel: CancellationToken,
     stop: CancellationToken,
     deadline: Option<Instant>,
     grace: Duration,
 }
 
-impl Control {
+impl RunControl {
     /// Resolves when the run must stop starting requests, with the reason (`None`: the
     /// collector decided and knows why).
     async fn stopped(&self) -> Option<StopReason> {
@@ -583,7 +583,7 @@ impl Control {
     }
 }
 
-impl Control {
+impl RunControl {
     /// When the run stopped starting requests: its deadline when that is why, else now.
     fn stop_instant(&self, reason: Option<StopReason>) -> Instant {
         match (reason, self.deadline) {
@@ -654,7 +654,7 @@ async fn run_open<C, S>(
     shared: &Arc<Shared<C, S>>,
     mut schedule: Box<dyn ArrivalSchedule>,
     config: &Config,
-    ctl: &Control,
+    ctl: &RunControl,
 ) -> (Option<StopReason>, Instant)
 where
     C: Client,
@@ -774,7 +774,7 @@ fn count_unsent<C, S>(
 /// remains.
 async fn drain(
     reason: Option<StopReason>,
-    ctl: &Control,
+    ctl: &RunControl,
     abort: &CancellationToken,
     finished: impl std::future::Future<Output = ()>,
 ) {
@@ -796,7 +796,7 @@ async fn drain(
 async fn run_closed<C, S>(
     shared: &Arc<Shared<C, S>>,
     schedule: Arc<dyn UserSchedule>,
-    ctl: &Control,
+    ctl: &RunControl,
 ) -> (Option<StopReason>, Instant)
 where
     C: Client,

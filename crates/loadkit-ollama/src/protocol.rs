@@ -164,16 +164,16 @@ impl Protocol for Ollama {
         script: &SimScript,
     ) -> Option<Box<dyn Simulator>> {
         use loadkit_sse::protocol::sim::{transport, Running};
-        use loadkit_testbed::ollama::OllamaConfig;
+        use loadkit_testbed::ollama::OllamaSimConfig;
         let listener = tokio::net::TcpListener::from_std(listener).ok()?;
         let server = loadkit_testbed::ollama::serve_on(
             listener,
-            OllamaConfig {
+            OllamaSimConfig {
                 ttft: script.ttft,
                 itl: script.itl,
                 output_tokens: script.tokens,
                 transport: transport(script),
-                ..OllamaConfig::default()
+                ..OllamaSimConfig::default()
             },
         );
         Some(Box::new(Running {

@@ -10,7 +10,7 @@
 //! | [`replay`] | replays a response captured from a real server (wire samples) |
 //! | [`ws_chat`] | a WebSocket chat application (`{"type":"chat"}` in, `token` / `done` / `error` out) on its own single-threaded event loop, with blocking prefills, keepalive and faults |
 //!
-//! With the `harness` feature, [`harness`] has what the protocol crates' integration tests share.
+//! With the `harness` feature, `harness` has what the protocol crates' integration tests share.
 //!
 //! # Example
 //!

@@ -45,7 +45,7 @@ const WORDS: [&str; 12] = [
 
 /// The simulated Ollama's behaviour.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OllamaConfig {
+pub struct OllamaSimConfig {
     /// Time to first token once the model is loaded (prompt evaluation). Default 50 ms.
     pub ttft: Duration,
     /// Time between tokens. Default 10 ms.
@@ -63,7 +63,7 @@ pub struct OllamaConfig {
     pub transport: crate::Transport,
 }
 
-impl Default for OllamaConfig {
+impl Default for OllamaSimConfig {
     fn default() -> Self {
         Self {
             ttft: Duration::from_millis(50),
@@ -115,7 +115,7 @@ pub struct OllamaStats {
 
 #[derive(Debug, Default)]
 struct Shared {
-    config: OllamaConfig,
+    config: OllamaSimConfig,
     loaded: Mutex<HashSet<String>>,
     requests: AtomicU64,
     cold_loads: AtomicU64,
@@ -156,13 +156,13 @@ impl OllamaServer {
 }
 
 /// Starts a simulated Ollama server on `127.0.0.1:0`.
-pub async fn serve(config: OllamaConfig) -> std::io::Result<OllamaServer> {
+pub async fn serve(config: OllamaSimConfig) -> std::io::Result<OllamaServer> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     Ok(serve_on(listener, config))
 }
 
 /// Starts a simulated Ollama server on a listener the caller bound (inside a tokio runtime).
-pub fn serve_on(listener: TcpListener, config: OllamaConfig) -> OllamaServer {
+pub fn serve_on(listener: TcpListener, config: OllamaSimConfig) -> OllamaServer {
     let transport = config.transport;
     let shared = Arc::new(Shared {
         config,

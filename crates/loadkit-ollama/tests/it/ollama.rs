@@ -27,7 +27,7 @@ async fn run(config: OllamaConfig, requests: u64, users: u32) -> RunResult {
 }
 
 async fn check_pacing(endpoint: OllamaEndpoint) {
-    let server = ollama::serve(ollama::OllamaConfig::default())
+    let server = ollama::serve(ollama::OllamaSimConfig::default())
         .await
         .unwrap();
     let mut c = config(&server.base_url());
@@ -82,7 +82,7 @@ async fn generate_pacing_and_server_statistics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cold_loads_are_flagged_once_per_model() {
-    let server = ollama::serve(ollama::OllamaConfig {
+    let server = ollama::serve(ollama::OllamaSimConfig {
         cold_load: Duration::from_millis(300),
         ttft: Duration::from_millis(10),
         itl: Duration::from_millis(1),
@@ -109,7 +109,7 @@ async fn cold_loads_are_flagged_once_per_model() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_streaming_answers_are_one_chunk_of_eval_count_tokens() {
-    let server = ollama::serve(ollama::OllamaConfig {
+    let server = ollama::serve(ollama::OllamaSimConfig {
         ttft: Duration::from_millis(5),
         itl: Duration::from_millis(1),
         ..Default::default()
@@ -129,7 +129,7 @@ async fn non_streaming_answers_are_one_chunk_of_eval_count_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_kind_is_classified() {
-    let server = ollama::serve(ollama::OllamaConfig {
+    let server = ollama::serve(ollama::OllamaSimConfig {
         ttft: Duration::ZERO,
         itl: Duration::ZERO,
         output_tokens: 8,
@@ -227,12 +227,12 @@ async fn connection_refused_is_a_connect_error() {
 /// the done line, and the linger holds neither it nor its user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lingering_body_ends_the_request_at_the_done_line() {
-    let server = ollama::serve(ollama::OllamaConfig {
+    let server = ollama::serve(ollama::OllamaSimConfig {
         ttft: Duration::from_millis(5),
         itl: Duration::from_millis(5),
         output_tokens: 4,
         transport: loadkit_testbed::Transport::lingering(harness::LINGER),
-        ..ollama::OllamaConfig::default()
+        ..ollama::OllamaSimConfig::default()
     })
     .await
     .unwrap();
