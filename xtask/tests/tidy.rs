@@ -50,12 +50,22 @@ fn crate_dependencies_point_the_agreed_way() {
         ("loadkit-schedule", &[]),
         ("loadkit-metrics", &[]),
         ("loadkit-core", &["loadkit-schedule", "loadkit-metrics"]),
-        ("loadkit-sse", &["loadkit-core"]),
-        ("loadkit-openai", &["loadkit-core", "loadkit-sse"]),
-        ("loadkit-ollama", &["loadkit-core", "loadkit-sse"]),
-        ("loadkit-ws", &["loadkit-core", "loadkit-sse"]),
+        ("loadkit-http", &["loadkit-core"]),
+        ("loadkit-sse", &["loadkit-core", "loadkit-http"]),
+        (
+            "loadkit-openai",
+            &["loadkit-core", "loadkit-http", "loadkit-sse"],
+        ),
+        (
+            "loadkit-ollama",
+            &["loadkit-core", "loadkit-http", "loadkit-sse"],
+        ),
+        (
+            "loadkit-ws",
+            &["loadkit-core", "loadkit-http", "loadkit-sse"],
+        ),
         ("loadkit-tts-ws", &["loadkit-core", "loadkit-ws"]),
-        ("loadkit-asr-multipart", &["loadkit-core", "loadkit-sse"]),
+        ("loadkit-asr-multipart", &["loadkit-core", "loadkit-http"]),
         ("loadkit-report", &["loadkit-core", "loadkit-metrics"]),
         ("loadkit-testbed", &[]),
     ];

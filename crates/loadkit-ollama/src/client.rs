@@ -9,7 +9,8 @@ use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use loadkit_core::prompt::ChatPrompt;
 use loadkit_core::{Client, Probe, RequestError};
-use loadkit_sse::{HttpClient, HttpConfig, NdjsonDecoder, ResponseBody};
+use loadkit_http::{HttpClient, HttpConfig, ResponseBody};
+use loadkit_sse::NdjsonDecoder;
 use serde::Serialize;
 
 use crate::parse::{self, Finals};
@@ -98,7 +99,7 @@ impl OllamaConfig {
     /// assert_eq!(c.urls().unwrap(), ("http://h:1/proxy/api/generate".into(), "http://h:1/proxy".into()));
     /// ```
     pub fn urls(&self) -> Result<(String, String), ConfigError> {
-        let uri = loadkit_sse::parse_url(&self.url)?;
+        let uri = loadkit_http::parse_url(&self.url)?;
         let path = uri.path().trim_end_matches('/');
         let other = match self.endpoint {
             OllamaEndpoint::Chat => OllamaEndpoint::Generate,
@@ -125,7 +126,7 @@ impl OllamaConfig {
 pub enum ConfigError {
     /// The URL or an HTTP setting is unusable.
     #[error(transparent)]
-    Http(#[from] loadkit_sse::ConfigError),
+    Http(#[from] loadkit_http::ConfigError),
     /// A full endpoint URL names the other endpoint.
     #[error("the url {url:?} is not a {endpoint} endpoint (use the base url, e.g. http://localhost:11434)")]
     EndpointMismatch {
@@ -139,7 +140,7 @@ pub enum ConfigError {
     NoModel,
     /// A header name or value is not valid HTTP.
     #[error(transparent)]
-    InvalidHeader(#[from] loadkit_sse::HeaderError),
+    InvalidHeader(#[from] loadkit_http::HeaderError),
     /// The temperature is negative or not a number.
     #[error("invalid temperature {0}: it must be a finite number >= 0")]
     InvalidTemperature(f64),
@@ -251,14 +252,14 @@ impl OllamaClient {
             }
         }
         let (endpoint_url, base) = config.urls()?;
-        let uri = loadkit_sse::parse_url(&endpoint_url)?;
+        let uri = loadkit_http::parse_url(&endpoint_url)?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(
             ACCEPT,
             HeaderValue::from_static("application/x-ndjson, application/json"),
         );
-        loadkit_sse::insert_headers(&config.headers, &mut headers)?;
+        loadkit_http::insert_headers(&config.headers, &mut headers)?;
         Ok(Self {
             http: HttpClient::new(config.http.clone())?,
             uri,

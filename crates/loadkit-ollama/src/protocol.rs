@@ -9,7 +9,7 @@ use loadkit_core::protocol::{
     Settings, SetupError, SimScript, Simulator,
 };
 use loadkit_core::RequestCtx;
-use loadkit_sse::protocol::http_config;
+use loadkit_http::protocol::http_config;
 
 use crate::{metric, OllamaClient, OllamaConfig, OllamaEndpoint, OllamaRequest};
 
@@ -124,7 +124,7 @@ impl Protocol for Ollama {
                     let checker = Arc::clone(&checker);
                     let target = check_target.clone();
                     async move {
-                        loadkit_sse::preflight(&target, timeout)
+                        loadkit_http::preflight(&target, timeout)
                             .await
                             .map_err(|e| {
                                 PreflightError::new(format!("target unreachable: {target}: {e}"))
@@ -163,7 +163,7 @@ impl Protocol for Ollama {
         listener: std::net::TcpListener,
         script: &SimScript,
     ) -> Option<Box<dyn Simulator>> {
-        use loadkit_sse::protocol::sim::{transport, Running};
+        use loadkit_http::protocol::sim::{transport, Running};
         use loadkit_testbed::ollama::OllamaSimConfig;
         let listener = tokio::net::TcpListener::from_std(listener).ok()?;
         let server = loadkit_testbed::ollama::serve_on(

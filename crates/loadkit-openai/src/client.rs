@@ -8,7 +8,8 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use loadkit_core::prompt::ChatPrompt;
 use loadkit_core::{Client, Probe, RequestError};
-use loadkit_sse::{HttpClient, ResponseBody, SseDecoder};
+use loadkit_http::{HttpClient, ResponseBody};
+use loadkit_sse::SseDecoder;
 use serde::Serialize;
 
 use crate::config::{ConfigError, Endpoint, OpenAiConfig};
@@ -148,7 +149,7 @@ impl OpenAiClient {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        loadkit_sse::insert_headers(&config.headers, &mut headers)?;
+        loadkit_http::insert_headers(&config.headers, &mut headers)?;
         let http = HttpClient::new(config.http.clone())?;
         Ok(Self {
             uri,

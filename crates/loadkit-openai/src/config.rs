@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use loadkit_sse::HttpConfig;
+use loadkit_http::HttpConfig;
 
 /// Which OpenAI-compatible endpoint to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -118,8 +118,8 @@ impl OpenAiConfig {
     /// assert_eq!(config.endpoint_url().unwrap(), config.url);
     /// ```
     pub fn endpoint_url(&self) -> Result<String, ConfigError> {
-        let uri = loadkit_sse::parse_url(&self.url).map_err(|e| match e {
-            loadkit_sse::ConfigError::InvalidUrl { url, reason } => {
+        let uri = loadkit_http::parse_url(&self.url).map_err(|e| match e {
+            loadkit_http::ConfigError::InvalidUrl { url, reason } => {
                 ConfigError::InvalidUrl { url, reason }
             }
             other => ConfigError::Http(other),
@@ -175,7 +175,7 @@ pub enum ConfigError {
     },
     /// A header name or value is not valid HTTP.
     #[error(transparent)]
-    InvalidHeader(#[from] loadkit_sse::HeaderError),
+    InvalidHeader(#[from] loadkit_http::HeaderError),
     /// The API key cannot be sent in a header.
     #[error("invalid api key: it contains characters not allowed in a header")]
     InvalidApiKey,
@@ -190,7 +190,7 @@ pub enum ConfigError {
     InvalidTools(&'static str),
     /// The HTTP settings are unusable.
     #[error(transparent)]
-    Http(#[from] loadkit_sse::ConfigError),
+    Http(#[from] loadkit_http::ConfigError),
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@
 //! | an event larger than the limit | `protocol` | `sse event exceeds the maximum size of N bytes` |
 //! | streaming asked, 200 answered with another media type | `protocol` | `expected text/event-stream, got ...` |
 //! | `{"error": {...}}` inside the stream, or `event: error` | `server_error` | the error's message |
-//! | refused, DNS, TLS, deadlines | `connect`, `tls`, `timeout` | see [`loadkit_sse::HttpClient`] |
+//! | refused, DNS, TLS, deadlines | `connect`, `tls`, `timeout` | see [`loadkit_http::HttpClient`] |
 //!
 //! A stream that has a `finish_reason` but ends without `[DONE]` succeeds: some servers omit
 //! `[DONE]`, and a stream that said why it finished is complete.

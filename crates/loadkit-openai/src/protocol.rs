@@ -9,7 +9,7 @@ use loadkit_core::protocol::{
     SimScript, Simulator, Value,
 };
 use loadkit_core::RequestCtx;
-use loadkit_sse::protocol::{http_config, tcp_preflight};
+use loadkit_http::protocol::{http_config, tcp_preflight};
 
 use crate::{Endpoint, OpenAiClient, OpenAiConfig, OpenAiRequest, ToolReport};
 
@@ -157,7 +157,7 @@ impl Protocol for OpenAi {
         listener: std::net::TcpListener,
         script: &SimScript,
     ) -> Option<Box<dyn Simulator>> {
-        use loadkit_sse::protocol::sim::{transport, Running};
+        use loadkit_http::protocol::sim::{transport, Running};
         use loadkit_testbed::openai::SimConfig;
         let listener = tokio::net::TcpListener::from_std(listener).ok()?;
         let server = loadkit_testbed::openai::serve_on(

@@ -3,11 +3,11 @@
 
 use loadkit_core::RequestError;
 
-/// Default cap on one SSE event or NDJSON line: 1 MiB.
+/// Default cap on one SSE event or NDJSON line (1 MiB), as `HttpConfig::max_event_size`.
 ///
 /// A streamed LLM chunk is a few hundred bytes; a megabyte leaves room for large tool-call
 /// arguments while bounding the memory one misbehaving stream can take.
-pub const DEFAULT_MAX_EVENT_SIZE: usize = 1 << 20;
+pub use loadkit_http::DEFAULT_MAX_EVENT_SIZE;
 
 /// The stream broke its framing.
 ///

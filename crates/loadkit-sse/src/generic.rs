@@ -7,7 +7,9 @@ use loadkit_core::{Client, Probe, RequestError};
 use crate::message::{error_body_message, json_error, server_message, DataErrors};
 use crate::pointer::{Found, JsonPointer};
 use crate::spec::{Prepared, RequestSpec, SpecError, TemplateRequest};
-use crate::{HttpClient, HttpConfig, ResponseBody, SseDecoder, SseEvent};
+use loadkit_http::{HttpClient, HttpConfig, ResponseBody};
+
+use crate::{SseDecoder, SseEvent};
 
 /// Where a stream ends.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

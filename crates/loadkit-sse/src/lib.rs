@@ -1,20 +1,15 @@
-//! HTTP client plumbing and incremental stream framing for loadkit's protocol clients.
+//! Incremental stream framing and the schema-free clients, on loadkit-http's `HttpClient`.
 //!
-//! - [`HttpClient`]: hyper 1 with a pooled keep-alive HTTP/1.1 connector (`TCP_NODELAY`,
-//!   connect timeout) and rustls for `https` (`ring` provider, Mozilla roots). It marks the
-//!   first byte and the body bytes on the request's [`Probe`](loadkit_core::Probe), enforces a
-//!   first-byte timeout and an idle timeout between body frames, and classifies every failure
-//!   into loadkit's taxonomy (`connect`, `tls`, `timeout (connect|first_byte|idle)`,
-//!   `truncated`, `protocol`).
-//! - [`preflight`]: opens one connection (TCP, plus TLS for `https`) to check that a target is
-//!   reachable before a run starts.
 //! - [`SseDecoder`] and [`NdjsonDecoder`]: incremental, bounded framers that hand out events and
 //!   lines as slices of one reused buffer, with no allocation per event.
 //! - [`SseClient`]: a [`Client`](loadkit_core::Client) for any SSE endpoint (body template,
 //!   content pointer, end marker, success rule, and a count-only mode that parses no JSON).
 //! - [`PlainClient`]: non-streaming request/response ("batch") load with the same template.
 //! - [`BodyTemplate`]: `{{prompt}}`-style request bodies, JSON-escaped and checked up front.
-//! - [`message`]: error messages on one short line, and `serde_json` errors as protocol errors.
+//! - [`message`]: `serde_json` errors as groupable protocol errors (and loadkit-http's server
+//!   message helpers, re-exported).
+//! - [`JsonPointer`], [`TextLen`]: one field of a JSON message, and a JSON string's length,
+//!   read without building a tree.
 //!
 //! # Example: frame a Server-Sent Events stream
 //!
@@ -39,12 +34,8 @@
 //! - Error messages carry no per-request values, so identical failures group in the report.
 //! - The framers never hold more than about one maximum-size event plus one received frame.
 
-mod classify;
-mod connect;
 mod frame;
 mod generic;
-mod header;
-mod http;
 pub mod message;
 mod ndjson;
 mod plain;
@@ -57,11 +48,6 @@ mod text_len;
 
 pub use frame::{FrameError, DEFAULT_MAX_EVENT_SIZE};
 pub use generic::{EndMarker, SseClient, SseOptions};
-pub use header::{insert_headers, HeaderError};
-pub use http::{
-    parse_url, preflight, ConfigError, HttpClient, HttpConfig, Response, ResponseBody, DRAIN_GRACE,
-    ERROR_BODY_LIMIT, FINISH_INLINE,
-};
 pub use ndjson::NdjsonDecoder;
 pub use plain::{Expect, PlainClient, PlainOptions, TIME_TO_HEADERS};
 pub use pointer::{JsonPointer, PointerError};

@@ -7,7 +7,7 @@ use loadkit_core::{Client, Probe, RequestError};
 
 use crate::pointer::JsonPointer;
 use crate::spec::{Prepared, RequestSpec, SpecError, TemplateRequest};
-use crate::{HttpClient, HttpConfig};
+use loadkit_http::{HttpClient, HttpConfig};
 
 /// The name of the time-to-headers metric a [`PlainClient`] records.
 pub const TIME_TO_HEADERS: &str = "time_to_headers";

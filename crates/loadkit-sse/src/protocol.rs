@@ -5,14 +5,16 @@ use std::sync::Arc;
 
 use loadkit_core::prompt::PromptSource;
 use loadkit_core::protocol::{
-    Launch, OptionSpec, Options, PreflightError, Prepared, Protocol, ProtocolName, Settings,
-    SetupError, SimScript, Simulator, Value,
+    Launch, OptionSpec, Options, Prepared, Protocol, ProtocolName, Settings, SetupError, SimScript,
+    Simulator, Value,
 };
 use loadkit_core::{RequestCtx, Source};
 
+use loadkit_http::protocol::{http_config, tcp_preflight};
+
 use crate::{
-    BodyTemplate, EndMarker, Expect, HttpConfig, PlainClient, PlainOptions, RequestSpec, SseClient,
-    SseOptions, TemplateRequest, TemplateValues,
+    BodyTemplate, EndMarker, Expect, PlainClient, PlainOptions, RequestSpec, SseClient, SseOptions,
+    TemplateRequest, TemplateValues,
 };
 
 /// `--protocol sse` and `--protocol http`.
@@ -192,11 +194,11 @@ impl Protocol for Generic {
                     ttft: script.ttft,
                     itl: script.itl,
                     chunks: script.tokens,
-                    transport: sim::transport(script),
+                    transport: loadkit_http::protocol::sim::transport(script),
                     ..SseAppConfig::default()
                 },
             );
-            Some(Box::new(sim::Running {
+            Some(Box::new(loadkit_http::protocol::sim::Running {
                 url: server.url(),
                 stop: Box::new(move || Box::pin(server.shutdown())),
             }))
@@ -208,7 +210,7 @@ impl Protocol for Generic {
                     ..JsonConfig::default()
                 },
             );
-            Some(Box::new(sim::Running {
+            Some(Box::new(loadkit_http::protocol::sim::Running {
                 url: server.url(),
                 stop: Box::new(move || Box::pin(server.shutdown())),
             }))
@@ -223,75 +225,6 @@ impl Protocol for Generic {
         _: &SimScript,
     ) -> Option<Box<dyn Simulator>> {
         None
-    }
-}
-
-/// Running simulators behind the core's [`Simulator`] trait, for every HTTP-based protocol.
-#[cfg(feature = "simulator")]
-pub mod sim {
-    use futures::future::BoxFuture;
-    use loadkit_core::protocol::{SimScript, Simulator};
-
-    /// A testbed server: its URL and how to stop it.
-    pub struct Running {
-        /// The URL clients are pointed at.
-        pub url: String,
-        /// Stops it.
-        pub stop: Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>,
-    }
-
-    impl std::fmt::Debug for Running {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "Running({})", self.url)
-        }
-    }
-
-    impl Simulator for Running {
-        fn url(&self) -> String {
-            self.url.clone()
-        }
-
-        fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
-            (self.stop)()
-        }
-    }
-
-    /// The testbed transport for `script`'s write mode.
-    pub fn transport(script: &SimScript) -> loadkit_testbed::Transport {
-        loadkit_testbed::Transport {
-            flush: if script.per_token_writes {
-                loadkit_testbed::Flush::PerToken
-            } else {
-                loadkit_testbed::Flush::Packed
-            },
-            ..loadkit_testbed::Transport::default()
-        }
-    }
-}
-
-/// The HTTP settings every HTTP-based protocol takes from the shared settings.
-pub fn http_config(s: &Settings) -> HttpConfig {
-    HttpConfig {
-        connect_timeout: s.connect_timeout,
-        first_byte_timeout: s.first_byte_timeout,
-        idle_timeout: s.idle_timeout,
-        ..HttpConfig::default()
-    }
-}
-
-/// A pre-flight check that `target` accepts a connection (TCP, and TLS for `https`).
-pub fn tcp_preflight(
-    target: String,
-    timeout: std::time::Duration,
-) -> impl Fn() -> futures::future::BoxFuture<'static, Result<(), PreflightError>> + Send + Sync + 'static
-{
-    move || {
-        let target = target.clone();
-        Box::pin(async move {
-            crate::preflight(&target, timeout)
-                .await
-                .map_err(|e| PreflightError::new(format!("target unreachable: {target}: {e}")))
-        })
     }
 }
 

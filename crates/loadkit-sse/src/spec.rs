@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue, Method, Uri};
 
 use crate::pointer::PointerError;
 use crate::template::{BodyTemplate, TemplateError, TemplateValues};
-use crate::{parse_url, ConfigError};
+use loadkit_http::{parse_url, ConfigError};
 
 /// One request of a generic client: the values its body template may insert.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +88,7 @@ pub enum SpecError {
     InvalidMethod(String),
     /// A header name or value is not valid HTTP.
     #[error(transparent)]
-    InvalidHeader(#[from] crate::HeaderError),
+    InvalidHeader(#[from] loadkit_http::HeaderError),
     /// The body template is unusable.
     #[error(transparent)]
     Template(#[from] TemplateError),
@@ -168,7 +168,7 @@ impl Prepared {
             };
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(kind));
         }
-        crate::insert_headers(&spec.headers, &mut headers)?;
+        loadkit_http::insert_headers(&spec.headers, &mut headers)?;
         Ok(Self {
             uri,
             method,

@@ -12,7 +12,7 @@ use futures::{SinkExt as _, StreamExt as _};
 use http::{HeaderName, HeaderValue, Uri};
 use loadkit_core::metrics::{ErrorKind, TimeoutPhase};
 use loadkit_core::RequestError;
-use loadkit_sse::message::error_body_message;
+use loadkit_http::message::error_body_message;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;

@@ -185,7 +185,7 @@ impl Protocol for WsChat {
         listener: std::net::TcpListener,
         script: &SimScript,
     ) -> Option<Box<dyn Simulator>> {
-        use loadkit_sse::protocol::sim::Running;
+        use loadkit_http::protocol::sim::Running;
         use loadkit_testbed::ws_chat::WsChatSimConfig;
         let server = loadkit_testbed::ws_chat::serve_on(
             listener,

@@ -200,7 +200,7 @@ async fn unreachable_targets() {
         errors(&result),
         [("connect".into(), "connection refused".into(), 3)]
     );
-    let e = loadkit_sse::preflight(&format!("http://{addr}/v1"), Duration::from_secs(1))
+    let e = loadkit_http::preflight(&format!("http://{addr}/v1"), Duration::from_secs(1))
         .await
         .unwrap_err();
     assert_eq!(e.message, "connection refused");
@@ -217,11 +217,11 @@ async fn unreachable_targets() {
         !rows[0].1.contains(&server.addr().port().to_string()),
         "no per-request values: {rows:?}"
     );
-    let e = loadkit_sse::preflight(&https, Duration::from_secs(1))
+    let e = loadkit_http::preflight(&https, Duration::from_secs(1))
         .await
         .unwrap_err();
     assert_eq!(e.kind.class(), "tls");
-    loadkit_sse::preflight(&server.base_url(), Duration::from_secs(1))
+    loadkit_http::preflight(&server.base_url(), Duration::from_secs(1))
         .await
         .unwrap();
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Uri;
 use loadkit_core::{Client, Probe, RequestCtx, RequestError, RunResult};
-use loadkit_sse::{HttpClient, HttpConfig, SseDecoder};
+use loadkit_http::{HttpClient, HttpConfig};
+use loadkit_sse::SseDecoder;
 use loadkit_testbed::harness::{self, errors};
 use loadkit_testbed::openai::{self, Fault, FaultRule, SimConfig};
 
@@ -197,19 +198,19 @@ async fn refused_and_preflight() {
         errors(&result),
         [("connect".into(), "connection refused".into(), 2)]
     );
-    let e = loadkit_sse::preflight(&url, Duration::from_secs(1))
+    let e = loadkit_http::preflight(&url, Duration::from_secs(1))
         .await
         .unwrap_err();
     assert_eq!(
         (e.kind.class(), e.message.as_str()),
         ("connect", "connection refused")
     );
-    let e = loadkit_sse::preflight("not a url", Duration::from_secs(1))
+    let e = loadkit_http::preflight("not a url", Duration::from_secs(1))
         .await
         .unwrap_err();
     assert_eq!(e.kind.class(), "connect");
     let (server, _) = server(quick()).await;
-    loadkit_sse::preflight(&server.base_url(), Duration::from_secs(1))
+    loadkit_http::preflight(&server.base_url(), Duration::from_secs(1))
         .await
         .unwrap();
 }

@@ -21,9 +21,9 @@ pub struct HeaderError {
 ///
 /// ```
 /// let mut map = http::HeaderMap::new();
-/// loadkit_sse::insert_headers(&[("X-Team".into(), " search ".into())], &mut map).unwrap();
+/// loadkit_http::insert_headers(&[("X-Team".into(), " search ".into())], &mut map).unwrap();
 /// assert_eq!(map["x-team"], "search");
-/// let e = loadkit_sse::insert_headers(&[("bad name".into(), "v".into())], &mut map).unwrap_err();
+/// let e = loadkit_http::insert_headers(&[("bad name".into(), "v".into())], &mut map).unwrap_err();
 /// assert_eq!(e.to_string(), "invalid header \"bad name\": not a valid header name");
 /// ```
 pub fn insert_headers(

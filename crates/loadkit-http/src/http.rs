@@ -26,8 +26,10 @@ use tower_service::Service as _;
 
 use crate::classify;
 use crate::connect::{connector, Connector, Served};
-use crate::frame::DEFAULT_MAX_EVENT_SIZE;
 use crate::message::error_body_message;
+
+/// The largest stream event (an SSE event, an NDJSON line) a client accepts by default: 1 MiB.
+pub const DEFAULT_MAX_EVENT_SIZE: usize = 1 << 20;
 
 /// Most bytes of an error response's body read for its message ([`Response::error`]).
 pub const ERROR_BODY_LIMIT: usize = 64 * 1024;
