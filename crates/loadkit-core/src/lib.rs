@@ -71,7 +71,7 @@ pub use event::{
     Tallies,
 };
 pub use probe::{Probe, Stamp};
-pub use runner::{ConfigError, Runner, RunnerBuilder, Saturation, StopReason};
+pub use runner::{RunConfigError, Runner, RunnerBuilder, Saturation, StopReason};
 pub use stats::{RunResult, RunStats, TimelineEntry};
 pub use tokio_util::sync::CancellationToken;
 

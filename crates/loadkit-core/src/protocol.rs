@@ -19,7 +19,7 @@ use loadkit_schedule::Schedule;
 use tokio_util::sync::CancellationToken;
 
 use crate::prompt::PromptSource;
-use crate::{Client, ConfigError, Observer, RunResult, Runner, Saturation, Source};
+use crate::{Client, Observer, RunConfigError, RunResult, Runner, Saturation, Source};
 
 /// One `--protocol` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -396,7 +396,7 @@ impl RunPlan {
     /// # Errors
     ///
     /// The plan is invalid (the builder's checks).
-    pub fn runner<C, S>(self, client: C, source: S) -> Result<Runner<C, S>, ConfigError>
+    pub fn runner<C, S>(self, client: C, source: S) -> Result<Runner<C, S>, RunConfigError>
     where
         C: Client,
         S: Source<Item = C::Request>,
@@ -450,7 +450,7 @@ pub trait Launch: Send {
     fn settings(&self) -> Vec<(&'static str, Value)>;
 
     /// Runs the plan; the sections come from what the run recorded.
-    fn run(self: Box<Self>, plan: RunPlan) -> BoxFuture<'static, Result<Outcome, ConfigError>>;
+    fn run(self: Box<Self>, plan: RunPlan) -> BoxFuture<'static, Result<Outcome, RunConfigError>>;
 }
 
 impl fmt::Debug for dyn Launch {
@@ -544,7 +544,7 @@ where
         self.settings.clone()
     }
 
-    fn run(self: Box<Self>, plan: RunPlan) -> BoxFuture<'static, Result<Outcome, ConfigError>> {
+    fn run(self: Box<Self>, plan: RunPlan) -> BoxFuture<'static, Result<Outcome, RunConfigError>> {
         let Prepared {
             client,
             source,

@@ -72,7 +72,7 @@ impl StopReason {
 
 /// The runner's configuration is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
+pub enum RunConfigError {
     /// Neither `open_loop` nor `closed_loop` was given.
     #[error("no schedule: call open_loop(...) or closed_loop(...)")]
     NoSchedule,
@@ -248,28 +248,28 @@ where
     }
 
     /// Validates the settings.
-    pub fn build(self) -> Result<Runner<C, S>, ConfigError> {
-        let load = self.load.ok_or(ConfigError::NoSchedule)?;
+    pub fn build(self) -> Result<Runner<C, S>, RunConfigError> {
+        let load = self.load.ok_or(RunConfigError::NoSchedule)?;
         let c = &self.config;
         let ends = matches!(&load, Load::Closed(s) if s.end().is_some());
         if c.duration.is_none() && c.requests.is_none() && !ends {
-            return Err(ConfigError::Unbounded);
+            return Err(RunConfigError::Unbounded);
         }
         if c.duration == Some(Duration::ZERO) {
-            return Err(ConfigError::Invalid("duration must be positive".into()));
+            return Err(RunConfigError::Invalid("duration must be positive".into()));
         }
         if c.requests == Some(0) {
-            return Err(ConfigError::Invalid(
+            return Err(RunConfigError::Invalid(
                 "the request count must be at least 1".into(),
             ));
         }
         if c.max_in_flight == 0 {
-            return Err(ConfigError::Invalid(
+            return Err(RunConfigError::Invalid(
                 "max in flight must be at least 1".into(),
             ));
         }
         if c.timeout == Some(Duration::ZERO) {
-            return Err(ConfigError::Invalid("timeout must be positive".into()));
+            return Err(RunConfigError::Invalid("timeout must be positive".into()));
         }
         for (name, d) in [
             (
@@ -280,14 +280,14 @@ where
             ("grace", c.grace),
         ] {
             if d > MAX_SPAN {
-                return Err(ConfigError::Invalid(format!(
+                return Err(RunConfigError::Invalid(format!(
                     "{name} is longer than the longest run loadkit accepts (365 days)"
                 )));
             }
         }
         if let Load::Closed(s) = &load {
             if s.max_users() == 0 {
-                return Err(ConfigError::Invalid("the schedule has no users".into()));
+                return Err(RunConfigError::Invalid("the schedule has no users".into()));
             }
         }
         Ok(Runner {

@@ -369,16 +369,16 @@ async fn a_panicking_client_is_a_classified_error_not_a_crash() {
 
 #[test]
 fn invalid_configurations_are_rejected() {
-    use loadkit_core::ConfigError;
+    use loadkit_core::RunConfigError;
     let b = || Runner::builder(Fake::new(MS(1)), seq);
     assert_eq!(
         b().requests(1).build().unwrap_err(),
-        ConfigError::NoSchedule
+        RunConfigError::NoSchedule
     );
     let rate = || ConstantRate::new(1.0).unwrap();
     assert_eq!(
         b().open_loop(rate()).build().unwrap_err(),
-        ConfigError::Unbounded
+        RunConfigError::Unbounded
     );
     assert!(b().open_loop(rate()).requests(0).build().is_err());
     assert!(b()

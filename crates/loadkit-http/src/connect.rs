@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tower_service::Service;
 
-use crate::{ConfigError, HttpConfig};
+use crate::{HttpConfig, HttpConfigError};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -28,14 +28,14 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 pub(crate) type Connector = HttpsConnector<TcpConnector>;
 
 /// Builds the connector stack for `config`.
-pub(crate) fn connector(config: &HttpConfig) -> Result<Connector, ConfigError> {
+pub(crate) fn connector(config: &HttpConfig) -> Result<Connector, HttpConfigError> {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_connect_timeout(Some(config.connect_timeout));
     http.enforce_http(false);
     let builder = HttpsConnectorBuilder::new()
         .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-        .map_err(|e| ConfigError::Tls(e.to_string()))?;
+        .map_err(|e| HttpConfigError::Tls(e.to_string()))?;
     Ok(builder
         .https_or_http()
         .enable_http1()

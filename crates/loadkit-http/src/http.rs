@@ -87,7 +87,7 @@ impl Default for HttpConfig {
 /// An HTTP client or URL setting is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum HttpConfigError {
     /// The URL does not parse, or is not an absolute `http` / `https` URL with a host.
     #[error("invalid url {url:?}: {reason}")]
     InvalidUrl {
@@ -108,8 +108,8 @@ pub enum ConfigError {
 }
 
 /// Parses an absolute `http://` or `https://` URL with a host.
-pub fn parse_url(url: &str) -> Result<Uri, ConfigError> {
-    let invalid = |reason: &str| ConfigError::InvalidUrl {
+pub fn parse_url(url: &str) -> Result<Uri, HttpConfigError> {
+    let invalid = |reason: &str| HttpConfigError::InvalidUrl {
         url: url.to_owned(),
         reason: reason.to_owned(),
     };
@@ -168,20 +168,21 @@ impl std::fmt::Debug for HttpClient {
 
 impl HttpClient {
     /// A client with `config`.
-    pub fn new(config: HttpConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: HttpConfig) -> Result<Self, HttpConfigError> {
         for (name, t) in [
             ("connect timeout", config.connect_timeout),
             ("first byte timeout", config.first_byte_timeout),
             ("idle timeout", config.idle_timeout),
         ] {
             if t.is_zero() {
-                return Err(ConfigError::ZeroTimeout(name));
+                return Err(HttpConfigError::ZeroTimeout(name));
             }
         }
         let user_agent = match &config.user_agent {
             None => None,
             Some(ua) => Some(
-                HeaderValue::from_str(ua).map_err(|_| ConfigError::InvalidUserAgent(ua.clone()))?,
+                HeaderValue::from_str(ua)
+                    .map_err(|_| HttpConfigError::InvalidUserAgent(ua.clone()))?,
             ),
         };
         let connector = connector(&config)?;

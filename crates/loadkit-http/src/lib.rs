@@ -31,6 +31,6 @@ pub mod protocol;
 
 pub use header::{insert_headers, HeaderError};
 pub use http::{
-    parse_url, preflight, ConfigError, HttpClient, HttpConfig, Response, ResponseBody,
+    parse_url, preflight, HttpClient, HttpConfig, HttpConfigError, Response, ResponseBody,
     DEFAULT_MAX_EVENT_SIZE, DRAIN_GRACE, ERROR_BODY_LIMIT, FINISH_INLINE,
 };

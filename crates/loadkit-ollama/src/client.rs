@@ -98,7 +98,7 @@ impl OllamaConfig {
     /// c.url = "http://h:1/proxy/api/generate".into();
     /// assert_eq!(c.urls().unwrap(), ("http://h:1/proxy/api/generate".into(), "http://h:1/proxy".into()));
     /// ```
-    pub fn urls(&self) -> Result<(String, String), ConfigError> {
+    pub fn urls(&self) -> Result<(String, String), OllamaConfigError> {
         let uri = loadkit_http::parse_url(&self.url)?;
         let path = uri.path().trim_end_matches('/');
         let other = match self.endpoint {
@@ -106,7 +106,7 @@ impl OllamaConfig {
             OllamaEndpoint::Generate => OllamaEndpoint::Chat,
         };
         if path.ends_with(other.path()) {
-            return Err(ConfigError::EndpointMismatch {
+            return Err(OllamaConfigError::EndpointMismatch {
                 url: self.url.clone(),
                 endpoint: self.endpoint.path(),
             });
@@ -123,10 +123,10 @@ impl OllamaConfig {
 /// The configuration cannot work.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum OllamaConfigError {
     /// The URL or an HTTP setting is unusable.
     #[error(transparent)]
-    Http(#[from] loadkit_http::ConfigError),
+    Http(#[from] loadkit_http::HttpConfigError),
     /// A full endpoint URL names the other endpoint.
     #[error("the url {url:?} is not a {endpoint} endpoint (use the base url, e.g. http://localhost:11434)")]
     EndpointMismatch {
@@ -242,13 +242,13 @@ impl fmt::Debug for Options {
 
 impl OllamaClient {
     /// A client for `config`.
-    pub fn new(config: OllamaConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: OllamaConfig) -> Result<Self, OllamaConfigError> {
         if config.model.trim().is_empty() {
-            return Err(ConfigError::NoModel);
+            return Err(OllamaConfigError::NoModel);
         }
         if let Some(t) = config.temperature {
             if !t.is_finite() || t < 0.0 {
-                return Err(ConfigError::InvalidTemperature(t));
+                return Err(OllamaConfigError::InvalidTemperature(t));
             }
         }
         let (endpoint_url, base) = config.urls()?;
@@ -465,16 +465,19 @@ mod tests {
         let mut c = OllamaConfig::new("http://h:1/api/generate", "m");
         assert!(matches!(
             OllamaClient::new(c.clone()),
-            Err(ConfigError::EndpointMismatch { .. })
+            Err(OllamaConfigError::EndpointMismatch { .. })
         ));
         c.url = "http://h:1".into();
         c.model = " ".into();
         assert_eq!(
             OllamaClient::new(c.clone()).unwrap_err(),
-            ConfigError::NoModel
+            OllamaConfigError::NoModel
         );
         c.model = "m".into();
         c.url = "h:1".into();
-        assert!(matches!(OllamaClient::new(c), Err(ConfigError::Http(_))));
+        assert!(matches!(
+            OllamaClient::new(c),
+            Err(OllamaConfigError::Http(_))
+        ));
     }
 }

@@ -36,6 +36,6 @@ mod parse;
 pub mod protocol;
 
 pub use client::{
-    ConfigError, HealthError, OllamaClient, OllamaConfig, OllamaEndpoint, OllamaRequest,
+    HealthError, OllamaClient, OllamaConfig, OllamaConfigError, OllamaEndpoint, OllamaRequest,
 };
 pub use parse::metric;

@@ -12,7 +12,7 @@ use loadkit_http::{HttpClient, ResponseBody};
 use loadkit_sse::SseDecoder;
 use serde::Serialize;
 
-use crate::config::{ConfigError, Endpoint, OpenAiConfig};
+use crate::config::{Endpoint, OpenAiConfig, OpenAiConfigError};
 use crate::parse::{full_response, StreamParser};
 use crate::tools::Tools;
 
@@ -124,16 +124,16 @@ impl fmt::Debug for OpenAiClient {
 
 impl OpenAiClient {
     /// A client for `config`; fails on an invalid URL, header, API key or HTTP setting.
-    pub fn new(config: OpenAiConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: OpenAiConfig) -> Result<Self, OpenAiConfigError> {
         let url = config.endpoint_url()?;
-        let uri: Uri = url
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| ConfigError::InvalidUrl {
-                url,
-                reason: e.to_string(),
-            })?;
+        let uri: Uri =
+            url.parse()
+                .map_err(|e: http::uri::InvalidUri| OpenAiConfigError::InvalidUrl {
+                    url,
+                    reason: e.to_string(),
+                })?;
         if !config.temperature.is_finite() || config.temperature < 0.0 {
-            return Err(ConfigError::InvalidTemperature(config.temperature));
+            return Err(OpenAiConfigError::InvalidTemperature(config.temperature));
         }
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -145,7 +145,7 @@ impl OpenAiClient {
         headers.insert(ACCEPT, HeaderValue::from_static(accept));
         if let Some(key) = &config.api_key {
             let mut value = HeaderValue::from_str(&format!("Bearer {}", key.trim()))
-                .map_err(|_| ConfigError::InvalidApiKey)?;
+                .map_err(|_| OpenAiConfigError::InvalidApiKey)?;
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
@@ -182,7 +182,7 @@ impl OpenAiClient {
         mut self,
         tools: serde_json::Value,
         max_rounds: u32,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, OpenAiConfigError> {
         let ok = tools.as_array().is_some_and(|a| {
             !a.is_empty()
                 && a.iter().all(|t| {
@@ -192,17 +192,17 @@ impl OpenAiClient {
                 })
         });
         if !ok {
-            return Err(ConfigError::InvalidTools(
+            return Err(OpenAiConfigError::InvalidTools(
                 "expected a non-empty json array of {\"type\": \"function\", \"function\": {\"name\": ...}} tools",
             ));
         }
         if max_rounds == 0 || max_rounds > crate::MAX_TOOL_ROUNDS {
-            return Err(ConfigError::InvalidTools(
+            return Err(OpenAiConfigError::InvalidTools(
                 "the maximum tool rounds must be from 1 to 7",
             ));
         }
         if !self.stream || self.endpoint != Endpoint::Chat {
-            return Err(ConfigError::InvalidTools(
+            return Err(OpenAiConfigError::InvalidTools(
                 "tool calling needs streaming chat completions",
             ));
         }
@@ -216,9 +216,9 @@ impl OpenAiClient {
     pub fn with_extra_body(
         mut self,
         fields: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, OpenAiConfigError> {
         if let Some(key) = fields.keys().find(|k| RESERVED.contains(&k.as_str())) {
-            return Err(ConfigError::ReservedField(key.clone()));
+            return Err(OpenAiConfigError::ReservedField(key.clone()));
         }
         let mut rendered = String::new();
         for (key, value) in &fields {
@@ -443,32 +443,32 @@ mod tests {
         };
         assert!(matches!(
             bad(|c| c.url = "nope".into()),
-            ConfigError::InvalidUrl { .. }
+            OpenAiConfigError::InvalidUrl { .. }
         ));
         assert!(matches!(
             bad(|c| c.headers.push(("bad name".into(), "x".into()))),
-            ConfigError::InvalidHeader { .. }
+            OpenAiConfigError::InvalidHeader { .. }
         ));
         assert!(matches!(
             bad(|c| c.headers.push(("x-ok".into(), "a\nb".into()))),
-            ConfigError::InvalidHeader { .. }
+            OpenAiConfigError::InvalidHeader { .. }
         ));
         assert_eq!(
             bad(|c| c.api_key = Some("a\u{7f}b".into())),
-            ConfigError::InvalidApiKey
+            OpenAiConfigError::InvalidApiKey
         );
         assert!(matches!(
             bad(|c| c.temperature = f64::NAN),
-            ConfigError::InvalidTemperature(_)
+            OpenAiConfigError::InvalidTemperature(_)
         ));
         assert!(matches!(
             bad(|c| c.http.idle_timeout = Duration::ZERO),
-            ConfigError::Http(_)
+            OpenAiConfigError::Http(_)
         ));
         let reserved = serde_json::json!({"stream": false});
         let e = client(Endpoint::Chat)
             .with_extra_body(reserved.as_object().unwrap().clone())
             .unwrap_err();
-        assert_eq!(e, ConfigError::ReservedField("stream".into()));
+        assert_eq!(e, OpenAiConfigError::ReservedField("stream".into()));
     }
 }

@@ -117,12 +117,12 @@ impl OpenAiConfig {
     /// config.url = "https://example.com/openai/v1/completions?api-version=1".into();
     /// assert_eq!(config.endpoint_url().unwrap(), config.url);
     /// ```
-    pub fn endpoint_url(&self) -> Result<String, ConfigError> {
+    pub fn endpoint_url(&self) -> Result<String, OpenAiConfigError> {
         let uri = loadkit_http::parse_url(&self.url).map_err(|e| match e {
-            loadkit_http::ConfigError::InvalidUrl { url, reason } => {
-                ConfigError::InvalidUrl { url, reason }
+            loadkit_http::HttpConfigError::InvalidUrl { url, reason } => {
+                OpenAiConfigError::InvalidUrl { url, reason }
             }
-            other => ConfigError::Http(other),
+            other => OpenAiConfigError::Http(other),
         })?;
         let path = uri.path().trim_end_matches('/');
         let given = if path.ends_with(Endpoint::Chat.path()) {
@@ -134,7 +134,7 @@ impl OpenAiConfig {
         };
         let path = match given {
             Some(endpoint) if endpoint != self.endpoint => {
-                return Err(ConfigError::EndpointMismatch {
+                return Err(OpenAiConfigError::EndpointMismatch {
                     url: self.url.clone(),
                     endpoint: self.endpoint,
                 })
@@ -154,7 +154,7 @@ impl OpenAiConfig {
 /// The configuration cannot work.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum OpenAiConfigError {
     /// The URL does not parse or is not an absolute `http(s)` URL with a host.
     #[error("invalid url {url:?}: {reason}")]
     InvalidUrl {
@@ -190,14 +190,14 @@ pub enum ConfigError {
     InvalidTools(&'static str),
     /// The HTTP settings are unusable.
     #[error(transparent)]
-    Http(#[from] loadkit_http::ConfigError),
+    Http(#[from] loadkit_http::HttpConfigError),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn url(url: &str, endpoint: Endpoint) -> Result<String, ConfigError> {
+    fn url(url: &str, endpoint: Endpoint) -> Result<String, OpenAiConfigError> {
         OpenAiConfig {
             endpoint,
             ..OpenAiConfig::new(url)
@@ -267,7 +267,7 @@ mod tests {
             assert!(
                 matches!(
                     url(bad, Endpoint::Chat),
-                    Err(ConfigError::InvalidUrl { .. })
+                    Err(OpenAiConfigError::InvalidUrl { .. })
                 ),
                 "{bad}: {:?}",
                 url(bad, Endpoint::Chat)
@@ -275,11 +275,11 @@ mod tests {
         }
         assert!(matches!(
             url("http://h/v1/chat/completions", Endpoint::Completions),
-            Err(ConfigError::EndpointMismatch { .. })
+            Err(OpenAiConfigError::EndpointMismatch { .. })
         ));
         assert!(matches!(
             url("http://h/v1/completions", Endpoint::Chat),
-            Err(ConfigError::EndpointMismatch { .. })
+            Err(OpenAiConfigError::EndpointMismatch { .. })
         ));
     }
 

@@ -60,6 +60,6 @@ pub mod protocol;
 mod tools;
 
 pub use client::{OpenAiClient, OpenAiRequest};
-pub use config::{ConfigError, Endpoint, OpenAiConfig};
+pub use config::{Endpoint, OpenAiConfig, OpenAiConfigError};
 pub use parse::ChunkParser;
 pub use tools::{tally, ToolReport, MAX_TOOL_CALLS, MAX_TOOL_ROUNDS, ROUND_METRICS};

@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue, Method, Uri};
 
 use crate::pointer::PointerError;
 use crate::template::{BodyTemplate, TemplateError, TemplateValues};
-use loadkit_http::{parse_url, ConfigError};
+use loadkit_http::{parse_url, HttpConfigError};
 
 /// One request of a generic client: the values its body template may insert.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +82,7 @@ impl FromStr for StatusRule {
 pub enum SpecError {
     /// The URL or an HTTP setting is unusable.
     #[error(transparent)]
-    Http(#[from] ConfigError),
+    Http(#[from] HttpConfigError),
     /// The method is not a valid HTTP method.
     #[error("invalid http method {0:?}")]
     InvalidMethod(String),
