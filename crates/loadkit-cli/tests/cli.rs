@@ -805,7 +805,7 @@ fn generic_protocol_flags_are_validated_before_any_load() {
         ),
         (
             &["--protocol", "ws-chat", "--end-when", "no-slash"][..],
-            "end",
+            "--end-when: invalid json pointer",
         ),
         (
             &["--protocol", "ws-chat", "--url", "http://127.0.0.1:9/ws"][..],

@@ -31,15 +31,25 @@ pub fn insert_headers(
     map: &mut HeaderMap,
 ) -> Result<(), HeaderError> {
     for (name, value) in headers {
-        let invalid = |reason| HeaderError {
-            name: name.clone(),
-            reason,
-        };
-        let header_name = HeaderName::from_bytes(name.trim().as_bytes())
-            .map_err(|_| invalid("not a valid header name"))?;
-        let header_value =
-            HeaderValue::from_str(value.trim()).map_err(|_| invalid("not a valid header value"))?;
-        map.insert(header_name, header_value);
+        let (name, value) = parse_header(name, value)?;
+        map.insert(name, value);
     }
     Ok(())
+}
+
+/// One header as the user gave it, trimmed and checked.
+///
+/// # Errors
+///
+/// A name or value that is not valid HTTP.
+pub fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), HeaderError> {
+    let invalid = |reason| HeaderError {
+        name: name.to_owned(),
+        reason,
+    };
+    let header_name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| invalid("not a valid header name"))?;
+    let header_value =
+        HeaderValue::from_str(value.trim()).map_err(|_| invalid("not a valid header value"))?;
+    Ok((header_name, header_value))
 }

@@ -29,7 +29,7 @@ mod http;
 pub mod message;
 pub mod protocol;
 
-pub use header::{insert_headers, HeaderError};
+pub use header::{insert_headers, parse_header, HeaderError};
 pub use http::{
     parse_url, preflight, HttpClient, HttpConfig, HttpConfigError, Response, ResponseBody,
     DEFAULT_MAX_EVENT_SIZE, DRAIN_GRACE, ERROR_BODY_LIMIT, FINISH_INLINE,

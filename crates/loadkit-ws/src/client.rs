@@ -680,7 +680,7 @@ mod tests {
         );
         assert_eq!(
             e(|c| c.headers = vec![("bad header".into(), "x".into())]),
-            "invalid header \"bad header: x\""
+            "invalid header \"bad header\": not a valid header name"
         );
         assert!(e(|c| c.message = Some(r#"{"q":{{prompt}}}"#.into()))
             .starts_with("message template: the body template is not valid json"));

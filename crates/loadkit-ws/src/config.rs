@@ -176,8 +176,8 @@ pub enum WsConfigError {
         scheme: String,
     },
     /// A header name or value is not valid HTTP.
-    #[error("invalid header {0:?}")]
-    InvalidHeader(String),
+    #[error(transparent)]
+    InvalidHeader(#[from] loadkit_http::HeaderError),
     /// The message template is unusable.
     #[error("message template: {0}")]
     Template(#[from] TemplateError),

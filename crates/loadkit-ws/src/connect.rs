@@ -172,14 +172,8 @@ impl Target {
         }
         let headers = headers
             .iter()
-            .map(|(name, value)| {
-                let bad = || WsConfigError::InvalidHeader(format!("{name}: {value}"));
-                Ok((
-                    HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| bad())?,
-                    HeaderValue::from_str(value.trim()).map_err(|_| bad())?,
-                ))
-            })
-            .collect::<Result<Vec<_>, WsConfigError>>()?;
+            .map(|(name, value)| loadkit_http::parse_header(name, value))
+            .collect::<Result<Vec<_>, _>>()?;
         let tls = if tls {
             let name = ServerName::try_from(host.clone())
                 .map_err(|_| invalid("the host is not a valid tls server name"))?;

@@ -151,8 +151,14 @@ impl Protocol for WsChat {
         ];
         let headers = config.headers.clone();
         let connect_timeout = config.connect_timeout;
-        let client =
-            WsChatClient::new(config).map_err(|e| SetupError::caused("--protocol ws-chat", e))?;
+        let client = WsChatClient::new(config).map_err(|e| match e {
+            // Name the flag the user wrote, not the library's field.
+            crate::WsConfigError::Rule { setting, error } => SetupError::caused(
+                format!("--protocol ws-chat: --{}", setting.replace('_', "-")),
+                error,
+            ),
+            e => SetupError::caused("--protocol ws-chat", e),
+        })?;
         let target = client.url().to_owned();
         let prompts = Arc::new(s.prompts.clone());
         let system = s.system_prompt.clone();
