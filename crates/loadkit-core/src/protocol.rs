@@ -616,13 +616,17 @@ pub trait Protocol: Sync {
     fn build(&self, settings: &Settings, options: &Options) -> Result<Box<dyn Launch>, SetupError>;
 
     /// Starts its simulated server on `listener` (bound, non-blocking), inside a tokio runtime;
-    /// `None` when the crate was built without a simulator.
+    /// `None` (the default) when the crate has no simulator or was built without its
+    /// `simulator` feature.
     fn simulate(
         &self,
         protocol: &str,
         listener: std::net::TcpListener,
         script: &SimScript,
-    ) -> Option<Box<dyn Simulator>>;
+    ) -> Option<Box<dyn Simulator>> {
+        let _ = (protocol, listener, script);
+        None
+    }
 }
 
 /// A protocol could not be built from the settings and options.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use loadkit_core::protocol::{
     Launch, OptionSpec, Options, PreflightError, Prepared, Protocol, ProtocolName, Section,
-    Settings, SetupError, SimScript, Simulator,
+    Settings, SetupError,
 };
 use loadkit_core::RequestCtx;
 use loadkit_http::protocol::http_config;
@@ -161,8 +161,8 @@ impl Protocol for Ollama {
         &self,
         _: &str,
         listener: std::net::TcpListener,
-        script: &SimScript,
-    ) -> Option<Box<dyn Simulator>> {
+        script: &loadkit_core::protocol::SimScript,
+    ) -> Option<Box<dyn loadkit_core::protocol::Simulator>> {
         use loadkit_http::protocol::sim::{transport, Running};
         use loadkit_testbed::ollama::OllamaSimConfig;
         let listener = tokio::net::TcpListener::from_std(listener).ok()?;
@@ -180,15 +180,5 @@ impl Protocol for Ollama {
             url: server.base_url(),
             stop: Box::new(move || Box::pin(server.shutdown())),
         }))
-    }
-
-    #[cfg(not(feature = "simulator"))]
-    fn simulate(
-        &self,
-        _: &str,
-        _: std::net::TcpListener,
-        _: &SimScript,
-    ) -> Option<Box<dyn Simulator>> {
-        None
     }
 }

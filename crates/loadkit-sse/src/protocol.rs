@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use loadkit_core::prompt::PromptSource;
 use loadkit_core::protocol::{
-    Launch, OptionSpec, Options, Prepared, Protocol, ProtocolName, Settings, SetupError, SimScript,
-    Simulator, Value,
+    Launch, OptionSpec, Options, Prepared, Protocol, ProtocolName, Settings, SetupError, Value,
 };
 use loadkit_core::{RequestCtx, Source};
 
@@ -182,8 +181,8 @@ impl Protocol for Generic {
         &self,
         protocol: &str,
         listener: std::net::TcpListener,
-        script: &SimScript,
-    ) -> Option<Box<dyn Simulator>> {
+        script: &loadkit_core::protocol::SimScript,
+    ) -> Option<Box<dyn loadkit_core::protocol::Simulator>> {
         use loadkit_testbed::json::JsonConfig;
         use loadkit_testbed::sse_app::SseAppConfig;
         let listener = tokio::net::TcpListener::from_std(listener).ok()?;
@@ -215,16 +214,6 @@ impl Protocol for Generic {
                 stop: Box::new(move || Box::pin(server.shutdown())),
             }))
         }
-    }
-
-    #[cfg(not(feature = "simulator"))]
-    fn simulate(
-        &self,
-        _: &str,
-        _: std::net::TcpListener,
-        _: &SimScript,
-    ) -> Option<Box<dyn Simulator>> {
-        None
     }
 }
 

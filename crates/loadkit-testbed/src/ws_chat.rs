@@ -200,8 +200,10 @@ pub struct WsChatStats {
     pub closes_received: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
+    /// Bumped after every count, so a test can await a count instead of polling it.
+    changed: watch::Sender<u64>,
     connections: AtomicU64,
     rejected: AtomicU64,
     requests: AtomicU64,
@@ -215,8 +217,32 @@ struct Counters {
     closes_received: AtomicU64,
 }
 
-fn add(counter: &AtomicU64) -> u64 {
-    counter.fetch_add(1, Ordering::Relaxed)
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            changed: watch::Sender::new(0),
+            connections: AtomicU64::default(),
+            rejected: AtomicU64::default(),
+            requests: AtomicU64::default(),
+            refused_requests: AtomicU64::default(),
+            completed: AtomicU64::default(),
+            tokens: AtomicU64::default(),
+            pings_sent: AtomicU64::default(),
+            pongs_received: AtomicU64::default(),
+            pings_received: AtomicU64::default(),
+            keepalive_closes: AtomicU64::default(),
+            closes_received: AtomicU64::default(),
+        }
+    }
+}
+
+impl Counters {
+    /// Adds one to the counter `pick` chooses, returning its value before.
+    fn add(&self, pick: impl FnOnce(&Self) -> &AtomicU64) -> u64 {
+        let before = pick(self).fetch_add(1, Ordering::Relaxed);
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        before
+    }
 }
 
 #[derive(Debug)]
@@ -263,6 +289,14 @@ impl WsChatServer {
             keepalive_closes: get(&c.keepalive_closes),
             closes_received: get(&c.closes_received),
         }
+    }
+
+    /// Resolves once the counters satisfy `done` (checked now and after every count): what
+    /// happens in the background, such as a client's polite close, is awaited, not polled.
+    pub async fn wait_until(&self, done: impl Fn(&WsChatStats) -> bool) {
+        let mut changed = self.shared.counters.changed.subscribe();
+        // The sender lives as long as `self`, so this ends only when `done` holds.
+        let _ = changed.wait_for(|_| done(&self.stats())).await;
     }
 
     /// Stops: no new connections, every open one dropped; waits for the server's thread.
@@ -356,7 +390,7 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
     let check = shared.clone();
     let callback = move |request: &Request, response: Response| {
         let refuse = |status: u16, body: String| {
-            add(&check.counters.rejected);
+            check.counters.add(|c| &c.rejected);
             let mut refusal = ErrorResponse::new(Some(body));
             *refusal.status_mut() = http::StatusCode::from_u16(status).unwrap_or_default();
             refusal.headers_mut().insert(
@@ -386,7 +420,7 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
     else {
         return;
     };
-    add(&shared.counters.connections);
+    shared.counters.add(|c| &c.connections);
     let keepalive = shared.config.keepalive.map(|k| Pinger {
         config: k,
         next: Instant::now() + k.interval,
@@ -478,17 +512,17 @@ impl Session {
                     Some(Ok(Message::Text(text))) => self.received(Bytes::from(text)).await?,
                     Some(Ok(Message::Binary(bytes))) => self.received(bytes).await?,
                     Some(Ok(Message::Pong(_))) => {
-                        add(&self.shared.counters.pongs_received);
+                        self.shared.counters.add(|c| &c.pongs_received);
                         if let Some(k) = self.keepalive.as_mut() {
                             k.waiting = None;
                         }
                     }
                     Some(Ok(Message::Ping(_))) => {
                         // tungstenite answers it before its next read.
-                        add(&self.shared.counters.pings_received);
+                        self.shared.counters.add(|c| &c.pings_received);
                     }
                     Some(Ok(Message::Close(_))) => {
-                        add(&self.shared.counters.closes_received);
+                        self.shared.counters.add(|c| &c.closes_received);
                         // Answer the close and let the client close the TCP connection.
                         let _ = self.ws.flush().await;
                         return Err(End);
@@ -551,11 +585,11 @@ impl Session {
     async fn start(&mut self, message: &[u8]) -> Result<(), End> {
         if let Some(Recycle::OnRequestAfter(n)) = self.shared.config.recycle {
             if self.served >= n {
-                add(&self.shared.counters.refused_requests);
+                self.shared.counters.add(|c| &c.refused_requests);
                 return self.close(1001, "going away").await;
             }
         }
-        let index = add(&self.shared.counters.requests);
+        let index = self.shared.counters.add(|c| &c.requests);
         let config = &self.shared.config;
         let request: serde_json::Value = match serde_json::from_slice(message) {
             Ok(v) => v,
@@ -645,7 +679,7 @@ impl Session {
                 stream.next += 1;
                 let last = stream.next == stream.tokens;
                 let text = WORDS[i as usize % WORDS.len()];
-                add(&self.shared.counters.tokens);
+                self.shared.counters.add(|c| &c.tokens);
                 self.send_json(serde_json::json!({"type": "token", "text": text}))
                     .await?;
                 if last {
@@ -659,7 +693,7 @@ impl Session {
                 serde_json::json!({"type": "done", "tokens_in": words, "tokens_out": tokens}),
             )
             .await?;
-            add(&self.shared.counters.completed);
+            self.shared.counters.add(|c| &c.completed);
             self.served += 1;
             if matches!(self.shared.config.recycle, Some(Recycle::AfterResponses(n)) if self.served >= n)
             {
@@ -685,13 +719,13 @@ impl Session {
         };
         match k.waiting {
             Some(at) if now >= at + k.config.timeout => {
-                add(&self.shared.counters.keepalive_closes);
+                self.shared.counters.add(|c| &c.keepalive_closes);
                 self.close(1011, "keepalive ping timeout").await
             }
             None if now >= k.next => {
                 k.waiting = Some(now);
                 k.next = now + k.config.interval;
-                add(&self.shared.counters.pings_sent);
+                self.shared.counters.add(|c| &c.pings_sent);
                 self.send(Message::Ping(Bytes::from_static(b"ka"))).await
             }
             _ => Ok(()),
@@ -802,9 +836,7 @@ mod tests {
         let request = serde_json::json!({"type": "chat", "prompt": "two words"});
         a.send(Message::text(request.to_string())).await.unwrap();
         // The server took the request (its count goes up as the prefill starts).
-        while server.stats().requests == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        server.wait_until(|s| s.requests > 0).await;
         let pinged = std::time::Instant::now();
         b.send(Message::Ping(Bytes::from_static(b"b")))
             .await

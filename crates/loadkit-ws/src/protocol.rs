@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use loadkit_core::protocol::{
     Launch, OptionSpec, Options, PreflightError, Prepared, Protocol, ProtocolName, Settings,
-    SetupError, SimScript, Simulator, Value,
+    SetupError, Value,
 };
 use loadkit_core::RequestCtx;
 
@@ -189,8 +189,8 @@ impl Protocol for WsChat {
         &self,
         _: &str,
         listener: std::net::TcpListener,
-        script: &SimScript,
-    ) -> Option<Box<dyn Simulator>> {
+        script: &loadkit_core::protocol::SimScript,
+    ) -> Option<Box<dyn loadkit_core::protocol::Simulator>> {
         use loadkit_http::protocol::sim::Running;
         use loadkit_testbed::ws_chat::WsChatSimConfig;
         let server = loadkit_testbed::ws_chat::serve_on(
@@ -207,15 +207,5 @@ impl Protocol for WsChat {
             url: server.url(),
             stop: Box::new(move || Box::pin(server.shutdown())),
         }))
-    }
-
-    #[cfg(not(feature = "simulator"))]
-    fn simulate(
-        &self,
-        _: &str,
-        _: std::net::TcpListener,
-        _: &SimScript,
-    ) -> Option<Box<dyn Simulator>> {
-        None
     }
 }

@@ -39,7 +39,7 @@ async fn per_user_reuses_one_connection_per_user_per_request_opens_one_each() {
     // Every connection was closed with a close frame: the 3 users' when their sessions ended,
     // and each per-request one after its request.
     assert!(
-        eventually(|| server.stats().closes_received == 3 + 12).await,
+        eventually(&server, |s| s.closes_received == 3 + 12).await,
         "{:?}",
         server.stats()
     );
@@ -72,7 +72,7 @@ async fn a_call_the_engine_abandons_takes_its_connection_with_it() {
     assert_eq!(server.stats().connections, 2);
     // The abandoned connection, then the user's second one when the run ended.
     assert!(
-        eventually(|| server.stats().closes_received == 2).await,
+        eventually(&server, |s| s.closes_received == 2).await,
         "{:?}",
         server.stats()
     );

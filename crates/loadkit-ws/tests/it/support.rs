@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use loadkit_core::{RequestCtx, RunResult};
 use loadkit_testbed::harness;
+use loadkit_testbed::ws_chat::{WsChatServer, WsChatStats};
 use loadkit_ws::{WsChatClient, WsChatConfig, WsRequest};
 
 /// Five words: the server reports `tokens_in: 5`.
@@ -44,15 +45,10 @@ pub(crate) fn count(result: &RunResult, class: &str, message: &str) -> u64 {
         .map_or(0, |e| e.2)
 }
 
-/// Waits (up to 3 s) until `done` holds, for what finishes in the background (polite closes);
-/// `true` if it did.
-pub(crate) async fn eventually(done: impl Fn() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    while !done() {
-        if tokio::time::Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    true
+/// Awaits (up to 3 s) the server's counters satisfying `done`, for what finishes in the
+/// background (polite closes); `true` if they did.
+pub(crate) async fn eventually(server: &WsChatServer, done: impl Fn(&WsChatStats) -> bool) -> bool {
+    tokio::time::timeout(Duration::from_secs(3), server.wait_until(done))
+        .await
+        .is_ok()
 }
