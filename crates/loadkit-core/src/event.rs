@@ -60,6 +60,9 @@ pub struct RequestRecord {
     pub timings: NamedTimings,
     /// Protocol-defined counts (`Probe::tally`).
     pub tallies: Tallies,
+    /// Many values per name (`Probe::sample`, `Probe::sample_ratio`): a TTS session's
+    /// per-block synthesis times, by histogram bucket.
+    pub samples: Samples,
     /// Why it failed, if it did.
     pub error: Option<RequestError>,
 }
@@ -174,6 +177,48 @@ impl Tallies {
         if let Some(slot) = self.slot(name) {
             *slot += n;
         }
+    }
+}
+
+/// What a named sample measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleUnit {
+    /// A duration, kept in nanoseconds (reported in ms).
+    Time,
+    /// A dimensionless ratio (a real-time factor), kept in millionths.
+    Ratio,
+}
+
+/// Millionths per unit of a [`SampleUnit::Ratio`] sample.
+pub const RATIO_SCALE: f64 = 1e6;
+
+/// Many values per name for one request, each name's values by histogram bucket
+/// ([`SparseHistogram`]): memory grows with the distinct buckets, not the values. Empty, and
+/// unallocated, until a client records a sample.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Samples {
+    items: Vec<(&'static str, SampleUnit, SparseHistogram)>,
+}
+
+impl Samples {
+    pub(crate) fn record(&mut self, name: &'static str, unit: SampleUnit, value: u64) {
+        if let Some((_, _, h)) = self.items.iter_mut().find(|(n, _, _)| *n == name) {
+            h.record_value(value);
+            return;
+        }
+        let mut h = SparseHistogram::default();
+        h.record_value(value);
+        self.items.push((name, unit, h));
+    }
+
+    /// The recorded names, their units and values.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, SampleUnit, &SparseHistogram)> {
+        self.items.iter().map(|(n, u, h)| (*n, *u, h))
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
     }
 }
 

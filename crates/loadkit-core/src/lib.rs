@@ -52,6 +52,7 @@
 //! - The library never prints, exits, reads the environment or installs signal handlers: pass a
 //!   [`CancellationToken`] to stop a run.
 
+pub mod audio;
 mod client;
 mod collector;
 mod event;
@@ -68,7 +69,7 @@ pub use client::{
 };
 pub use event::{
     Control, Event, LiveStats, MissReason, Named, NamedTimings, Observer, Phase, RequestRecord,
-    Tallies,
+    SampleUnit, Samples, Tallies, RATIO_SCALE,
 };
 pub use probe::{Probe, Stamp};
 pub use runner::{RunConfigError, Runner, RunnerBuilder, Saturation, StopReason};

@@ -164,6 +164,43 @@ impl Probe {
         self.record.tallies.add(name, n);
     }
 
+    /// Records one of many values of the duration metric `name` for this request (a TTS
+    /// session's per-block synthesis times, its underrun waits): unlike
+    /// [`span`](Self::span), a name may take any number of values, kept by histogram bucket
+    /// (allocating only for a new name or bucket). Aggregated, for successful requests, into
+    /// `RunStats::named` beside the spans.
+    pub fn sample(&mut self, name: &'static str, value: Duration) {
+        let ns = u64::try_from(value.as_nanos()).unwrap_or(u64::MAX);
+        self.record
+            .samples
+            .record(name, crate::SampleUnit::Time, ns);
+    }
+
+    /// The time from `from` to now as one value of the duration metric `name` (see
+    /// [`sample`](Self::sample)), stamped by the engine's clock.
+    pub fn sample_since(&mut self, name: &'static str, from: Stamp) {
+        let value = self.now().saturating_sub(from.0);
+        self.sample(name, value);
+    }
+
+    /// Records one value of the ratio metric `name` (a real-time factor); reported with unit
+    /// `ratio`, to about three significant digits. Negative and non-finite values are dropped.
+    pub fn sample_ratio(&mut self, name: &'static str, value: f64) {
+        if value.is_finite() && value >= 0.0 {
+            let scaled = (value * crate::event::RATIO_SCALE)
+                .round()
+                .min(u64::MAX as f64) as u64;
+            self.record
+                .samples
+                .record(name, crate::SampleUnit::Ratio, scaled);
+        }
+    }
+
+    /// The time between two stamps taken on this request (zero when `to` is not after `from`).
+    pub fn between(from: Stamp, to: Stamp) -> Duration {
+        to.0.saturating_sub(from.0)
+    }
+
     /// The engine's clock now, to start a client-defined span (e.g. one round of a
     /// conversation) that [`span`](Self::span) ends.
     pub fn stamp(&self) -> Stamp {

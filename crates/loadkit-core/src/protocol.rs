@@ -344,6 +344,8 @@ pub struct RunPlan {
     pub duration: Option<Duration>,
     /// How many measured requests to send.
     pub requests: Option<u64>,
+    /// Closed loop: iterations per user (each user leaves after them).
+    pub iterations: Option<u64>,
     /// Unmeasured time first.
     pub warmup: Duration,
     /// Per-request deadline.
@@ -380,6 +382,7 @@ impl RunPlan {
             load,
             duration: None,
             requests: None,
+            iterations: None,
             warmup: Duration::ZERO,
             timeout: Some(Duration::from_secs(60)),
             grace: Duration::from_secs(30),
@@ -417,6 +420,9 @@ impl RunPlan {
         }
         if let Some(n) = self.requests {
             builder = builder.requests(n);
+        }
+        if let Some(n) = self.iterations {
+            builder = builder.iterations(n);
         }
         if let Some(token) = self.cancel {
             builder = builder.cancel_token(token);

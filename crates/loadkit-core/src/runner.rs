@@ -99,6 +99,7 @@ struct Config {
     timeout: Option<Duration>,
     grace: Duration,
     max_failures: Option<u64>,
+    iterations: Option<u64>,
 }
 
 /// Builds a [`Runner`], validating every setting. See the crate docs for an example.
@@ -156,6 +157,7 @@ where
                 timeout: Some(Duration::from_secs(60)),
                 grace: Duration::from_secs(30),
                 max_failures: None,
+                iterations: None,
             },
             observers: Vec::new(),
             cancel: CancellationToken::new(),
@@ -201,6 +203,15 @@ where
     /// Stop after sending `n` measured requests (warm-up requests not counted).
     pub fn requests(mut self, n: u64) -> Self {
         self.config.requests = Some(n);
+        self
+    }
+
+    /// Closed loop only: each user runs at most `n` iterations (warm-up ones included) and
+    /// then leaves; the run completes when every user has (or at its duration or request
+    /// limit, whichever comes first). `iterations(1)` gives every user exactly one session:
+    /// one listener, one document.
+    pub fn iterations(mut self, n: u64) -> Self {
+        self.config.iterations = Some(n);
         self
     }
 
@@ -251,7 +262,18 @@ where
     pub fn build(self) -> Result<Runner<C, S>, RunConfigError> {
         let load = self.load.ok_or(RunConfigError::NoSchedule)?;
         let c = &self.config;
-        let ends = matches!(&load, Load::Closed(s) if s.end().is_some());
+        let ends = matches!(&load, Load::Closed(s) if s.end().is_some())
+            || matches!(&load, Load::Closed(_)) && c.iterations.is_some();
+        if c.iterations == Some(0) {
+            return Err(RunConfigError::Invalid(
+                "the iteration count must be at least 1".into(),
+            ));
+        }
+        if matches!(&load, Load::Open(_)) && c.iterations.is_some() {
+            return Err(RunConfigError::Invalid(
+                "iterations per user need a closed-loop schedule (users)".into(),
+            ));
+        }
         if c.duration.is_none() && c.requests.is_none() && !ends {
             return Err(RunConfigError::Unbounded);
         }
@@ -500,6 +522,7 @@ where
             stop,
             deadline,
             grace: config.grace,
+            iterations: config.iterations,
         };
         // The dispatcher runs as a task on the runtime's workers, never on the thread that
         // awaits `run` (often `block_on` on the main thread, which would then compete with the
@@ -568,6 +591,8 @@ struct RunControl {
     stop: CancellationToken,
     deadline: Option<Instant>,
     grace: Duration,
+    /// Closed loop: iterations per user.
+    iterations: Option<u64>,
 }
 
 impl RunControl {
@@ -829,6 +854,7 @@ where
             target: target_rx.clone(),
             done: done.clone(),
             deadline: ctl.deadline,
+            iterations: ctl.iterations.unwrap_or(u64::MAX),
         };
         users.spawn(user_loop.run());
     }
@@ -864,6 +890,8 @@ struct UserLoop<C, S> {
     target: watch::Receiver<u32>,
     done: CancellationToken,
     deadline: Option<Instant>,
+    /// Iterations left before the user leaves.
+    iterations: u64,
 }
 
 impl<C, S> UserLoop<C, S>
@@ -944,6 +972,10 @@ where
                 scheduled: slot.min(intended),
             };
             self.shared.execute(&mut session, ctx, warmup, false).await;
+            self.iterations -= 1;
+            if self.iterations == 0 {
+                return;
+            }
             let ended = start.elapsed();
             let next = pacing.next_start(intended, ended);
             overrun = next.overrun;

@@ -1,6 +1,6 @@
 //! `RunStats` and `RunResult`: the aggregated outcome of a run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use loadkit_metrics::{Counters, ErrorTable, Histogram};
@@ -56,6 +56,9 @@ pub struct RunStats {
     /// Named timings: reported by the server (`Probe::server_timing`, e.g. `server_eval`) or
     /// client-defined spans stamped by the engine (`Probe::span`, e.g. `tool_round_1`).
     pub named: BTreeMap<&'static str, Histogram>,
+    /// The names in `named` whose values are ratios (`Probe::sample_ratio`, kept in
+    /// millionths, [`RATIO_SCALE`](crate::RATIO_SCALE)), not nanoseconds.
+    pub ratios: BTreeSet<&'static str>,
     /// Protocol-defined counts (`Probe::tally`, e.g. `tool_conversations`), summed over the
     /// measured requests; they merge like every other statistic.
     pub tallies: BTreeMap<&'static str, u64>,
@@ -125,6 +128,12 @@ impl RunStats {
         for (name, value) in r.timings.iter() {
             self.named.entry(name).or_default().record(value);
         }
+        for (name, unit, values) in r.samples.iter() {
+            values.add_to(self.named.entry(name).or_default());
+            if unit == crate::SampleUnit::Ratio {
+                self.ratios.insert(name);
+            }
+        }
     }
 
     /// Folds one finished warm-up request into the warm-up counters only (the timeline shows
@@ -163,6 +172,7 @@ impl RunStats {
         for (name, h) in &other.named {
             self.named.entry(name).or_default().merge(h);
         }
+        self.ratios.extend(other.ratios.iter().copied());
         self.errors.merge(&other.errors);
         self.reasoning_requests += other.reasoning_requests;
         if self.timeline.len() < other.timeline.len() {

@@ -952,3 +952,95 @@ async fn tallies_count_every_outcome_and_merge() {
     merged.merge(&run().await.stats);
     assert_eq!(merged.tallies.get("rounds"), Some(&60));
 }
+
+/// A "session" client: three blocks per call, each recorded as samples (100, 200, 300 ms of
+/// synthesis, real-time factors 0.5, 1.0, 1.5).
+struct Blocks;
+
+impl Client for Blocks {
+    type Request = u64;
+    type Session = ();
+
+    async fn call(&self, _: &mut (), _seq: u64, probe: &mut Probe) -> Result<(), RequestError> {
+        for (ms, rtf) in [(100, 0.5), (200, 1.0), (300, 1.5)] {
+            let from = probe.stamp();
+            tokio::time::sleep(MS(ms)).await;
+            probe.content(1, 0);
+            probe.sample_since("block", from);
+            probe.sample_ratio("block_rtf", rtf);
+        }
+        probe.sample_ratio("dropped", f64::NAN);
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn samples_keep_many_values_per_request_and_ratios_are_marked() {
+    let r = Runner::builder(Blocks, seq)
+        .closed_loop(FixedUsers::new(2).unwrap())
+        .iterations(2)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(r.stats.counters.succeeded, 4);
+    let block = &r.stats.named["block"];
+    assert_eq!(block.count(), 12);
+    assert!(near(block.quantile(0.5), MS(200), MS(1)), "{block:?}");
+    let rtf = &r.stats.named["block_rtf"];
+    assert_eq!(rtf.count(), 12);
+    assert!(r.stats.ratios.contains("block_rtf") && !r.stats.ratios.contains("block"));
+    // Kept in millionths: the median ratio 1.0 is one million.
+    let median = rtf.quantile(0.5).as_nanos() as f64;
+    assert!((median - 1e6).abs() / 1e6 < 0.002, "{median}");
+    assert!(!r.stats.named.contains_key("dropped"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn iterations_give_each_user_exactly_n_and_complete_the_run() {
+    use loadkit_core::schedule::FixedUsers;
+    // Three staggered users, two iterations each, 100 ms per request: the run completes by
+    // itself after the slowest user's last request, with exactly 6 requests, 2 per user.
+    let users = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&users);
+    let client = loadkit_core::client_fn(move |user: Option<u32>| {
+        let seen = Arc::clone(&seen);
+        async move {
+            seen.lock().unwrap().push(user.unwrap());
+            tokio::time::sleep(MS(100)).await;
+            Ok(())
+        }
+    });
+    let r = Runner::builder(client, |ctx: &RequestCtx| ctx.user)
+        .closed_loop(FixedUsers::new(3).unwrap().with_stagger(S(1)))
+        .iterations(2)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(r.stop_reason, StopReason::Completed);
+    assert_eq!(r.stats.counters.succeeded, 6);
+    let mut per_user = users.lock().unwrap().clone();
+    per_user.sort_unstable();
+    assert_eq!(per_user, [0, 0, 1, 1, 2, 2]);
+    assert!(near(r.elapsed, MS(2200), MS(50)), "{:?}", r.elapsed);
+    // A request limit below users × iterations still stops first.
+    let r = Runner::builder(Fake::new(MS(10)), seq)
+        .closed_loop(FixedUsers::new(3).unwrap())
+        .iterations(5)
+        .requests(4)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(
+        (r.stop_reason, r.stats.counters.succeeded),
+        (StopReason::Requests, 4)
+    );
+    // Iterations need users.
+    let open = Runner::builder(Fake::new(MS(10)), seq)
+        .open_loop(ConstantRate::new(1.0).unwrap())
+        .iterations(1)
+        .build();
+    assert!(open.is_err());
+}

@@ -322,6 +322,27 @@ impl Metric {
     }
 }
 
+impl Metric {
+    /// A `ratio` metric from a histogram of millionths (`Probe::sample_ratio`).
+    pub fn from_histogram_ratio(h: &Histogram) -> Self {
+        let s = h.summary();
+        let scale = loadkit_core::RATIO_SCALE;
+        let some = |v: f64| (s.count > 0).then_some(round3(v / scale));
+        Metric {
+            unit: "ratio".to_owned(),
+            count: s.count,
+            mean: some(s.mean),
+            min: some(s.min as f64),
+            p50: some(s.p50 as f64),
+            p90: some(s.p90 as f64),
+            p95: some(s.p95 as f64),
+            p99: some(s.p99 as f64),
+            max: some(s.max as f64),
+            hdr: h.to_base64(),
+        }
+    }
+}
+
 fn param_json(value: &ParamValue) -> Value {
     match value {
         ParamValue::Float(x) => serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number),
@@ -365,7 +386,12 @@ impl Report {
             metrics.insert(name.to_owned(), Metric::from_histogram_ms(h));
         }
         for (name, h) in &s.named {
-            metrics.insert((*name).to_owned(), Metric::from_histogram_ms(h));
+            let metric = if s.ratios.contains(name) {
+                Metric::from_histogram_ratio(h)
+            } else {
+                Metric::from_histogram_ms(h)
+            };
+            metrics.insert((*name).to_owned(), metric);
         }
         let source = match (c.tokens_from_server, c.tokens_counted) {
             (0, _) => "counted",
