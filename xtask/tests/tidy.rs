@@ -64,7 +64,10 @@ fn crate_dependencies_point_the_agreed_way() {
             "loadkit-ws",
             &["loadkit-core", "loadkit-http", "loadkit-sse"],
         ),
-        ("loadkit-tts-ws", &["loadkit-core", "loadkit-ws", "loadkit-http"]),
+        (
+            "loadkit-tts-ws",
+            &["loadkit-core", "loadkit-ws", "loadkit-http"],
+        ),
         ("loadkit-asr-multipart", &["loadkit-core", "loadkit-http"]),
         ("loadkit-report", &["loadkit-core", "loadkit-metrics"]),
         ("loadkit-testbed", &[]),

@@ -214,6 +214,12 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "N", value_parser = positive_u64, allow_negative_numbers = true)]
     pub(crate) requests: Option<u64>,
 
+    /// Closed loop (--users): each user sends exactly N requests (warm-up ones included) and
+    /// leaves; the run completes when every user has, unless --duration or --requests stops
+    /// it first. --iterations 1: every user is one session (one listener, one document).
+    #[arg(long, value_name = "N", value_parser = positive_u64, allow_negative_numbers = true)]
+    pub(crate) iterations: Option<u64>,
+
     /// Run this long first without measuring (requests then are excluded from statistics).
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s")]
     pub(crate) warmup: Duration,

@@ -25,9 +25,14 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
     let load = pattern::build(&args.load, args.target.seed).map_err(Fatal::usage)?;
     // A pattern that ends by itself (stages) sets the default duration.
     let natural = pattern::natural_length(&args.load);
-    let duration = match (args.duration, args.requests) {
-        (None, None) => Some(natural.unwrap_or(DEFAULT_DURATION)),
-        (d, _) => d,
+    if args.iterations.is_some() && matches!(load, Schedule::Open(_)) {
+        return Err(Fatal::usage(
+            "--iterations needs a closed-loop pattern: give --users N",
+        ));
+    }
+    let duration = match (args.duration, args.requests, args.iterations) {
+        (None, None, None) => Some(natural.unwrap_or(DEFAULT_DURATION)),
+        (d, _, _) => d,
     };
     if args.dry_run {
         let mut load = load;
@@ -148,6 +153,7 @@ fn plan(args: &RunArgs, load: Schedule, duration: Option<Duration>) -> RunPlan {
     let mut plan = RunPlan::new(load);
     plan.duration = duration;
     plan.requests = args.requests;
+    plan.iterations = args.iterations;
     plan.warmup = args.warmup;
     plan.timeout = Some(args.target.timeout);
     plan.grace = args.grace;
@@ -226,6 +232,9 @@ fn meta(
     }
     if let Some(n) = args.requests {
         set("requests_limit", json!(n));
+    }
+    if let Some(n) = args.iterations {
+        set("iterations_per_user", json!(n));
     }
     set("timeout_s", json!(args.target.timeout.as_secs_f64()));
     set("max_tokens", json!(args.target.max_tokens));

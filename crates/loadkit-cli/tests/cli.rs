@@ -1389,3 +1389,41 @@ fn sweep_combined_grows_prompt_and_output_together_until_the_window_breaks() {
     assert_eq!(steps[2]["tokens_out"], 16, "{:?}", steps[2]);
     assert_eq!(steps[3]["error_class"], "http_status", "{:?}", steps[3]);
 }
+
+#[test]
+fn iterations_give_every_user_exactly_n_requests_and_end_the_run() {
+    let sim = Sim::start(SimConfig {
+        ttft: Duration::from_millis(5),
+        itl: Duration::from_millis(1),
+        output_tokens: 4,
+        ..SimConfig::default()
+    });
+    let out = tmp("iterations");
+    let o = loadkit(&[
+        "run",
+        "--url",
+        &sim.url(),
+        "--users",
+        "3",
+        "--stagger",
+        "100ms",
+        "--iterations",
+        "2",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    assert_eq!(r["totals"]["requests"], 6);
+    assert_eq!(r["run"]["stop_reason"], "completed");
+    assert_eq!(r["run"]["iterations_per_user"], 2);
+    // Open loop has no users to give iterations to: one line, exit 2.
+    let o = loadkit(&["run", "--rps", "5", "--iterations", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--iterations needs a closed-loop pattern"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -545,3 +545,26 @@ impl Report {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratio_metrics_are_reported_as_ratios_not_milliseconds() {
+        let mut h = Histogram::new();
+        // Real-time factors 0.5, 1.0 and 2.0, kept in millionths.
+        for millionths in [500_000, 1_000_000, 2_000_000] {
+            h.record_value(millionths);
+        }
+        let m = Metric::from_histogram_ratio(&h);
+        assert_eq!((m.unit.as_str(), m.count), ("ratio", 3));
+        let near = |v: Option<f64>, x: f64| v.is_some_and(|v| (v - x).abs() < x * 0.002);
+        assert!(
+            near(m.p50, 1.0) && near(m.min, 0.5) && near(m.max, 2.0),
+            "{m:?}"
+        );
+        assert!(near(m.mean, 3.5 / 3.0), "{m:?}");
+        assert_eq!(Metric::from_histogram_ratio(&Histogram::new()).p50, None);
+    }
+}
