@@ -304,6 +304,81 @@ pub(crate) struct TargetArgs {
     #[arg(long, value_name = "VAR", default_value = "OPENAI_API_KEY")]
     pub(crate) api_key_env: String,
 
+    /// A session token (prefer --token-env, --env-file or --token-command: a flag's value is
+    /// visible to other users of the machine). Never printed or written to a report.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        help_heading = "Authentication",
+        group = "token_source"
+    )]
+    pub(crate) token: Option<String>,
+
+    /// Read the token from this environment variable.
+    #[arg(
+        long,
+        value_name = "VAR",
+        help_heading = "Authentication",
+        group = "token_source"
+    )]
+    pub(crate) token_env: Option<String>,
+
+    /// Read the token from a file of KEY=VALUE lines (a .env file), key --token-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Authentication",
+        group = "token_source"
+    )]
+    pub(crate) env_file: Option<PathBuf>,
+
+    /// The key of the token in --env-file.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "TOKEN",
+        help_heading = "Authentication"
+    )]
+    pub(crate) token_key: String,
+
+    /// Run this shell command once before the load; its first output line is the token (how a
+    /// session token is fetched from an auth provider with credentials kept elsewhere).
+    #[arg(
+        long,
+        value_name = "CMD",
+        help_heading = "Authentication",
+        group = "token_source"
+    )]
+    pub(crate) token_command: Option<String>,
+
+    /// Where the token is sent, for every protocol.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "query",
+        help_heading = "Authentication"
+    )]
+    pub(crate) token_in: crate::secret::TokenIn,
+
+    /// --token-in query: the query parameter's name.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "token",
+        help_heading = "Authentication"
+    )]
+    pub(crate) token_param: String,
+
+    /// --token-in header: the header's name (Authorization gets `Bearer TOKEN`, any other
+    /// header the bare token).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "Authorization",
+        help_heading = "Authentication"
+    )]
+    pub(crate) token_header: String,
+
     /// Directory for report.json [default: loadkit-results/<UTC timestamp>].
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,

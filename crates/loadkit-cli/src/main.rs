@@ -9,6 +9,7 @@ mod process;
 mod registry;
 mod run;
 mod scenario;
+mod secret;
 mod serve;
 mod sweep;
 
@@ -95,7 +96,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(fatal) => {
-            eprintln!("error: {:#}", fatal.error);
+            eprintln!("error: {}", secret::redact(&format!("{:#}", fatal.error)));
             ExitCode::from(fatal.code)
         }
     }
@@ -141,6 +142,6 @@ fn init_tracing(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| secret::RedactingStderr)
         .try_init();
 }

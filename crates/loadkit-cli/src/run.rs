@@ -57,14 +57,14 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
         (None, Some(sim)) => sim.url(),
         (None, None) => unreachable!("a simulator is started when no url is given"),
     };
-    let settings = settings(&args.target, name, url, simulator.is_some());
+    let settings = settings(&args.target, name, url, simulator.is_some())?;
     let launch = protocol
         .build(&settings, &options)
         .map_err(|e| Fatal::new(exit::USAGE, e))?;
     if simulator.is_some() && !args.target.quiet {
         eprintln!(
             "no --url given: load-testing the built-in simulator at {}",
-            settings.url
+            crate::secret::redact(&settings.url)
         );
     }
     launch
@@ -86,7 +86,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
     report.add_sections(&outcome.sections);
     let out_dir = args.target.out.clone().unwrap_or_else(default_out_dir);
     let written = write_report(&out_dir, &report);
-    print!("\n{}", render_summary(&report));
+    print!("\n{}", crate::secret::redact(&render_summary(&report)));
     match &written {
         Ok(path) => println!("Report      {}", path.display()),
         Err(e) => eprintln!("error: could not write the report: {e}"),
@@ -123,11 +123,19 @@ pub(crate) fn settings(
     name: &'static str,
     url: String,
     simulated: bool,
-) -> Settings {
+) -> Result<Settings, Fatal> {
     let api_key = std::env::var(&args.api_key_env)
         .ok()
         .filter(|k| !k.trim().is_empty());
-    Settings {
+    if let Some(key) = &api_key {
+        crate::secret::register(key);
+    }
+    let mut url = url;
+    let mut headers = args.headers.clone();
+    if let Some(token) = crate::secret::token(args)? {
+        crate::secret::apply(args, &token, &mut url, &mut headers);
+    }
+    Ok(Settings {
         protocol: name,
         url,
         simulated,
@@ -138,12 +146,12 @@ pub(crate) fn settings(
         seed: args.seed,
         prompts: prompt_source(args),
         system_prompt: args.system_prompt.as_deref().map(Arc::from),
-        headers: args.headers.clone(),
+        headers,
         api_key,
         connect_timeout: args.connect_timeout,
         first_byte_timeout: args.timeout,
         idle_timeout: args.idle_timeout,
-    }
+    })
 }
 
 /// The schedule, stop conditions and observers the flags ask for.
@@ -294,7 +302,7 @@ pub(crate) fn write_report(dir: &Path, report: &Report) -> std::io::Result<PathB
     let tmp = dir.join(format!(".report.json.{}.tmp", std::process::id()));
     let written = (|| {
         let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(report.to_json().as_bytes())?;
+        file.write_all(crate::secret::redact(&report.to_json()).as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&tmp, &path)
     })();

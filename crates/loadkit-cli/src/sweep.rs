@@ -47,7 +47,7 @@ impl<'a> Limits<'a> {
             .clone()
             .or_else(|| simulator.as_ref().map(|s| s.url()))
             .unwrap_or_default();
-        let base = run::settings(args, name, url, simulator.is_some());
+        let base = run::settings(args, name, url, simulator.is_some())?;
         // Built once up front so a bad option fails before anything is sent.
         let launch = protocol
             .build(&base, &options)
@@ -150,7 +150,10 @@ impl<'a> Limits<'a> {
             report.add_sections(&[sweep::section(kind, steps, slope, bracket)]);
             let dir = self.args.out.clone().unwrap_or_else(run::default_out_dir);
             if !self.args.quiet {
-                print!("\nLast step\n{}", render_summary(&report));
+                print!(
+                    "\nLast step\n{}",
+                    crate::secret::redact(&render_summary(&report))
+                );
             }
             match run::write_report(&dir, &report) {
                 Ok(path) => println!("Report      {}", path.display()),
@@ -238,7 +241,10 @@ pub(crate) async fn sweep(args: SweepArgs) -> Result<u8, Fatal> {
         let mut step = limits.step(words, max_tokens).await?;
         // A context sweep keeps max_tokens fixed: stopping short of it says nothing there.
         step.early_stop &= args.kind != SweepKind::Context;
-        println!("{}", loadkit_report::sweep_row(&step));
+        println!(
+            "{}",
+            crate::secret::redact(&loadkit_report::sweep_row(&step))
+        );
         let failed = !step.ok;
         steps.push(step);
         if limits.interrupted() || (failed && !args.keep_going) {
@@ -265,7 +271,10 @@ pub(crate) async fn probe(args: ProbeArgs) -> Result<u8, Fatal> {
     while let Some(words) = search.next() {
         let mut step = limits.step(Some(words), max_tokens).await?;
         step.early_stop = false;
-        println!("{}", loadkit_report::sweep_row(&step));
+        println!(
+            "{}",
+            crate::secret::redact(&loadkit_report::sweep_row(&step))
+        );
         search.record(words, step.ok);
         steps.push(step);
         if limits.interrupted() {

@@ -1427,3 +1427,58 @@ fn iterations_give_every_user_exactly_n_requests_and_end_the_run() {
         stderr(&o)
     );
 }
+
+#[test]
+fn tokens_are_sent_but_never_written_or_printed() {
+    let sim = Sim::start(SimConfig::default());
+    let out = tmp("token");
+    let secret = "sk-session-4f9a7c";
+    let o = Command::new(BIN)
+        .args([
+            "run",
+            "--url",
+            &sim.url(),
+            "--requests",
+            "3",
+            "--token-env",
+            "LOADKIT_TEST_TOKEN",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("LOADKIT_TEST_TOKEN", secret)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let json = std::fs::read_to_string(out.join("report.json")).unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(!json.contains(secret) && !stdout.contains(secret) && !stderr(&o).contains(secret));
+    // It went out as the query parameter: the report's target shows where, redacted.
+    let r = report(&out);
+    assert_eq!(r["totals"]["succeeded"], 3);
+    assert!(
+        r["run"]["target"].as_str().unwrap().ends_with("?token=***"),
+        "{}",
+        r["run"]["target"]
+    );
+    // A missing variable, an empty command: one line each, exit 2, before any load.
+    let o = loadkit(&[
+        "run",
+        "--url",
+        &sim.url(),
+        "--token-env",
+        "LOADKIT_NO_SUCH_VAR",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--token-env LOADKIT_NO_SUCH_VAR"),
+        "{}",
+        stderr(&o)
+    );
+    let o = loadkit(&["run", "--url", &sim.url(), "--token-command", "exit 4"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    // Two sources at once are refused by the flags.
+    let o = loadkit(&["run", "--token", "abcd", "--token-env", "X"]);
+    assert_eq!(o.status.code(), Some(2));
+}
