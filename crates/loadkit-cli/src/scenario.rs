@@ -98,6 +98,9 @@ fn scenario(
         if key == "api-key" || key == "api_key" {
             return Err(format!("{}: scenario '{name}': secrets never go in files; set api-key-env = \"VAR\" instead", at()));
         }
+        if key == "token" {
+            return Err(format!("{}: scenario '{name}': secrets never go in files; set token-env = \"VAR\", env-file or token-command instead", at()));
+        }
         let flag = key.replace('_', "-");
         if !known.contains(&flag) || flag == "scenario" || flag == "file" {
             return Err(format!("{}: scenario '{name}': unknown key '{key}' (keys are `loadkit run` flag names, see --help)", at()));
@@ -326,6 +329,8 @@ mod tests {
         assert!(e.contains("carries a credential"), "{e}");
         let e = check("[scenarios.a]\napi-key = \"abc\"\n").unwrap_err();
         assert!(e.contains("secrets never go in files"), "{e}");
+        let e = check("[scenarios.a]\ntoken = \"abc\"\n").unwrap_err();
+        assert!(e.contains("set token-env"), "{e}");
         let e = check("[scenarios.a]\nheader = [\"X-Api-Key: ${MISSING}\"]\n").unwrap_err();
         assert!(e.contains("MISSING is not set"), "{e}");
     }
