@@ -20,7 +20,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     args_override_self = true
 )]
 pub(crate) struct Cli {
-    /// More log output on stderr (-v info, -vv debug); LOADKIT_LOG=... overrides.
+    /// More output on stderr: -v prints one line per finished request (and info logs), -vv
+    /// debug logs; LOADKIT_LOG=... sets the log filter.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
     /// Worker threads of the async runtime (1 to 1024; default: the cores available to this
@@ -390,6 +391,10 @@ pub(crate) struct TargetArgs {
     /// The protocol options given (filled from the matches by `args::parse`).
     #[arg(skip)]
     pub(crate) protocol_options: Vec<(String, Vec<String>)>,
+
+    /// -v given (copied from the global flag by `args::parse`): a line per request.
+    #[arg(skip)]
+    pub(crate) verbose: bool,
 }
 
 #[derive(Debug, Args)]
@@ -481,6 +486,7 @@ pub(crate) fn parse(argv: Vec<String>) -> Result<Cli, clap::Error> {
     use clap::FromArgMatches as _;
     let matches = command().try_get_matches_from(argv)?;
     let mut cli = Cli::from_arg_matches(&matches)?;
+    let verbose = cli.verbose > 0;
     let target = match &mut cli.command {
         Command::Run(args) => Some(&mut args.target),
         Command::Sweep(args) => Some(&mut args.target),
@@ -489,6 +495,7 @@ pub(crate) fn parse(argv: Vec<String>) -> Result<Cli, clap::Error> {
     };
     if let (Some(target), Some((_, sub))) = (target, matches.subcommand()) {
         target.protocol_options = crate::registry::given(sub);
+        target.verbose = verbose;
     }
     Ok(cli)
 }

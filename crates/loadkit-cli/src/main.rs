@@ -12,6 +12,7 @@ mod scenario;
 mod secret;
 mod serve;
 mod sweep;
+mod verbose;
 
 use std::process::ExitCode;
 

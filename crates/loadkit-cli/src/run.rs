@@ -172,6 +172,10 @@ fn plan(args: &RunArgs, load: Schedule, duration: Option<Duration>) -> RunPlan {
         OnSaturation::Drop => Saturation::Drop,
     };
     plan.cancel = Some(cancel);
+    if args.target.verbose {
+        plan.observers
+            .push(Box::new(crate::verbose::RequestLines::new()));
+    }
     if !args.target.quiet {
         plan.observers
             .push(Box::new(LiveLine::new(duration.map(|d| d + args.warmup))));

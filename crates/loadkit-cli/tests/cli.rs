@@ -1418,6 +1418,8 @@ fn iterations_give_every_user_exactly_n_requests_and_end_the_run() {
     assert_eq!(r["totals"]["requests"], 6);
     assert_eq!(r["run"]["stop_reason"], "completed");
     assert_eq!(r["run"]["iterations_per_user"], 2);
+    assert_eq!(r["first_request"]["succeeded"], true);
+    assert!(r["first_request"]["first_request_ms"].as_f64().unwrap() >= 5.0);
     // Open loop has no users to give iterations to: one line, exit 2.
     let o = loadkit(&["run", "--rps", "5", "--iterations", "1"]);
     assert_eq!(o.status.code(), Some(2));
@@ -1481,4 +1483,30 @@ fn tokens_are_sent_but_never_written_or_printed() {
     // Two sources at once are refused by the flags.
     let o = loadkit(&["run", "--token", "abcd", "--token-env", "X"]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn verbose_prints_one_line_per_request() {
+    let sim = Sim::start(SimConfig::default());
+    let o = loadkit(&[
+        "-v",
+        "run",
+        "--url",
+        &sim.url(),
+        "--requests",
+        "4",
+        "--quiet",
+        "--out",
+        tmp("verbose").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with('#')).collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(" ok e2e ") && l.contains(" ttft ")),
+        "{err}"
+    );
 }

@@ -202,6 +202,14 @@ impl Collector {
     fn finished(&mut self, r: &RequestRecord) {
         self.live.in_flight = self.live.in_flight.saturating_sub(1);
         let cancelled = r.is_cancelled();
+        if r.seq == 0 && !cancelled {
+            self.stats.first_request = Some(crate::FirstRequest {
+                e2e: r.e2e(),
+                ttft: r.ttft(),
+                succeeded: r.error.is_none(),
+                warmup: r.warmup,
+            });
+        }
         if !cancelled {
             self.last_end = self.last_end.max(r.end);
         }

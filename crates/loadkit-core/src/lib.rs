@@ -73,7 +73,7 @@ pub use event::{
 };
 pub use probe::{Probe, Stamp};
 pub use runner::{RunConfigError, Runner, RunnerBuilder, Saturation, StopReason};
-pub use stats::{RunResult, RunStats, TimelineEntry};
+pub use stats::{FirstRequest, RunResult, RunStats, TimelineEntry};
 pub use tokio_util::sync::CancellationToken;
 
 /// The measurement data structures (histograms, counters, error taxonomy), re-exported.

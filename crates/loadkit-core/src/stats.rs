@@ -68,6 +68,22 @@ pub struct RunStats {
     pub reasoning_requests: u64,
     /// One entry per second of the run.
     pub timeline: Vec<TimelineEntry>,
+    /// The run's first request (sequence 0), warm-up or not: servers that unload idle models
+    /// make the first caller pay the load, so it is reported on its own.
+    pub first_request: Option<FirstRequest>,
+}
+
+/// How the run's first request went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstRequest {
+    /// Its end-to-end latency, from send.
+    pub e2e: Duration,
+    /// Its time to first content, when it had content.
+    pub ttft: Option<Duration>,
+    /// Whether it succeeded.
+    pub succeeded: bool,
+    /// Whether it was a warm-up request (then it is in no other statistic).
+    pub warmup: bool,
 }
 
 impl RunStats {
@@ -175,6 +191,11 @@ impl RunStats {
         self.ratios.extend(other.ratios.iter().copied());
         self.errors.merge(&other.errors);
         self.reasoning_requests += other.reasoning_requests;
+        // Each shard has a first request; the slower one is what a cold server cost.
+        self.first_request = match (self.first_request, other.first_request) {
+            (Some(a), Some(b)) => Some(if b.e2e > a.e2e { b } else { a }),
+            (a, b) => a.or(b),
+        };
         if self.timeline.len() < other.timeline.len() {
             self.timeline
                 .resize_with(other.timeline.len(), TimelineEntry::default);

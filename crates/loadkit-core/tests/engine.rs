@@ -1044,3 +1044,35 @@ async fn iterations_give_each_user_exactly_n_and_complete_the_run() {
         .build();
     assert!(open.is_err());
 }
+
+/// The first call is slow (a cold model), the rest fast.
+struct Cold;
+
+impl Client for Cold {
+    type Request = u64;
+    type Session = ();
+
+    async fn call(&self, _: &mut (), seq: u64, probe: &mut Probe) -> Result<(), RequestError> {
+        tokio::time::sleep(if seq == 0 { MS(900) } else { MS(10) }).await;
+        probe.content(1, 1);
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_request_is_reported_on_its_own_even_in_the_warmup() {
+    let r = Runner::builder(Cold, seq)
+        .closed_loop(FixedUsers::new(1).unwrap())
+        .warmup(MS(500))
+        .duration(S(2))
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    let first = r.stats.first_request.expect("first request");
+    assert!(first.warmup && first.succeeded);
+    assert_eq!(first.e2e, MS(900));
+    assert_eq!(first.ttft, Some(MS(900)));
+    // It is in no other statistic: the measured E2E are all 10 ms.
+    assert!(r.stats.e2e.max() < MS(11), "{:?}", r.stats.e2e.max());
+}

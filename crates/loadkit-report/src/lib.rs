@@ -14,8 +14,8 @@ mod terminal;
 
 pub use consistency::{Check, Consistency};
 pub use model::{
-    ErrorRow, Generator, Metric, MissedByReason, Report, RunInfo, RunMeta, Throughput, TimelineRow,
-    Tokens, Totals, WarmupOutcomes, SCHEMA_VERSION,
+    ErrorRow, FirstRequestRow, Generator, Metric, MissedByReason, Report, RunInfo, RunMeta,
+    Throughput, TimelineRow, Tokens, Totals, WarmupOutcomes, SCHEMA_VERSION,
 };
 pub use plan::{plan_chart, plan_csv};
 pub use section::json_value;

@@ -56,9 +56,25 @@ pub struct Report {
     /// The report's checks of its own arithmetic (see [`Consistency`]).
     #[serde(default)]
     pub consistency: Consistency,
+    /// The run's first request on its own (a cold server's model load shows here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_request: Option<FirstRequestRow>,
     /// Protocol-specific sections, beside the standard ones.
     #[serde(flatten)]
     pub sections: Map<String, Value>,
+}
+
+/// The `first_request` section: the run's first request (sequence 0), warm-up or not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirstRequestRow {
+    /// End to end, from send, in ms.
+    pub first_request_ms: f64,
+    /// Time to first content in ms, when it had content.
+    pub ttft_ms: Option<f64>,
+    /// Whether it succeeded.
+    pub succeeded: bool,
+    /// Whether it was a warm-up request.
+    pub warmup: bool,
 }
 
 /// The `run` section.
@@ -515,6 +531,12 @@ impl Report {
                 bytes: c.bytes,
             },
             consistency: Consistency::default(),
+            first_request: s.first_request.map(|f| FirstRequestRow {
+                first_request_ms: ms_duration(f.e2e),
+                ttft_ms: f.ttft.map(ms_duration),
+                succeeded: f.succeeded,
+                warmup: f.warmup,
+            }),
             sections: Map::new(),
         };
         report.consistency = Consistency::check(&report);

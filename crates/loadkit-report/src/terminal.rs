@@ -140,6 +140,35 @@ pub fn render_summary(report: &Report) -> String {
             cell(m, |m| m.max)
         );
     }
+    // Ratio metrics (real-time factors), by name.
+    for (name, m) in &report.metrics {
+        if m.unit != "ratio" || m.count == 0 {
+            continue;
+        }
+        let r = |v: Option<f64>| v.map_or_else(|| format!("{:>10}", "–"), |v| format!("{v:>10.3}"));
+        let _ = writeln!(
+            out,
+            "{name:<20}{}{}{}{}{}  (ratio)",
+            r(m.p50),
+            r(m.p90),
+            r(m.p95),
+            r(m.p99),
+            r(m.max)
+        );
+    }
+    if let Some(first) = &report.first_request {
+        let ttft = first
+            .ttft_ms
+            .map(|t| format!(" · TTFT {t:.0} ms"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "First request  {:.0} ms{ttft} ({}{}; a cold server's model load shows here)",
+            first.first_request_ms,
+            if first.succeeded { "ok" } else { "failed" },
+            if first.warmup { ", warm-up" } else { "" }
+        );
+    }
     // Protocol sections (ollama, tools, ...): their scalar fields on one line each.
     for (section, value) in &report.sections {
         let Some(fields) = value.as_object() else {
