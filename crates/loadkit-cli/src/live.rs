@@ -5,44 +5,28 @@
 //! previous one is still being written. A stalled stderr (a full pipe nobody reads) then costs
 //! skipped updates, never a delayed collector or growing memory.
 
-use std::io::{IsTerminal as _, Write as _};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::thread::JoinHandle;
+use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use loadkit_core::{Control, Event, Observer, Phase};
+
+use crate::stderr::StderrLines;
 
 /// Prints elapsed time, request rate, in-flight, ok/failed and the last 10 s TTFT p50/p95.
 pub(crate) struct LiveLine {
     tty: bool,
     planned: Option<Duration>,
-    lines: Option<SyncSender<String>>,
-    writer: Option<JoinHandle<()>>,
+    /// One slot: a line the writer has not taken yet makes the next one skipped.
+    lines: StderrLines,
 }
 
 impl LiveLine {
     pub(crate) fn new(planned: Option<Duration>) -> Self {
         let tty = std::io::stderr().is_terminal();
-        let (lines, rx) = mpsc::sync_channel::<String>(1);
-        let writer = std::thread::Builder::new()
-            .name("loadkit-live".into())
-            .spawn(move || {
-                for line in rx {
-                    let mut err = std::io::stderr().lock();
-                    let _ = if tty {
-                        write!(err, "\r\x1b[2K{line}")
-                    } else {
-                        writeln!(err, "{line}")
-                    };
-                    let _ = err.flush();
-                }
-            })
-            .ok();
         Self {
             tty,
             planned,
-            lines: writer.is_some().then_some(lines),
-            writer,
+            lines: StderrLines::new("loadkit-live", 1, tty),
         }
     }
 }
@@ -80,31 +64,16 @@ impl Observer for LiveLine {
             ms(live.ttft_p95),
             live.window.as_secs(),
         );
-        if let Some(lines) = &self.lines {
-            match lines.try_send(line) {
-                // Full: the writer is still busy with an earlier line; this one is skipped.
-                Ok(()) | Err(TrySendError::Full(_)) => {}
-                Err(TrySendError::Disconnected(_)) => self.lines = None,
-            }
-        }
+        // Not taken: the writer is still busy with an earlier line; this one is skipped.
+        let _ = self.lines.send(line);
         Control::Continue
     }
 }
 
 impl Drop for LiveLine {
     fn drop(&mut self) {
-        // Let the last line out, waiting at most a second: a stalled stderr leaves the thread
-        // behind instead of hanging the exit.
-        self.lines = None;
-        if let Some(writer) = self.writer.take() {
-            let give_up = std::time::Instant::now() + Duration::from_secs(1);
-            while !writer.is_finished() && std::time::Instant::now() < give_up {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if writer.is_finished() {
-                let _ = writer.join();
-            }
-        }
+        // Let the last line out (bounded, see `StderrLines`), then end it on a terminal.
+        self.lines.finish();
         if self.tty {
             eprintln!();
         }

@@ -11,6 +11,7 @@ mod run;
 mod scenario;
 mod secret;
 mod serve;
+mod stderr;
 mod sweep;
 mod verbose;
 

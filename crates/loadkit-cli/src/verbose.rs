@@ -5,37 +5,23 @@
 //! beyond the channel are counted, not queued, and the count is printed at the end, so a slow
 //! terminal never delays the collector or grows memory.
 
-use std::io::Write as _;
-use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::thread::JoinHandle;
-
 use loadkit_core::{Control, Event, Observer, RequestRecord};
+
+use crate::stderr::StderrLines;
 
 /// Lines waiting for the writer before further ones are dropped (and counted).
 const BACKLOG: usize = 4096;
 
 /// Prints `#SEQ [user U] ok|failed|cancelled e2e … ttft … N tokens [: error]` per request.
 pub(crate) struct RequestLines {
-    lines: Option<SyncSender<String>>,
-    writer: Option<JoinHandle<()>>,
+    lines: StderrLines,
     dropped: u64,
 }
 
 impl RequestLines {
     pub(crate) fn new() -> Self {
-        let (lines, rx) = mpsc::sync_channel::<String>(BACKLOG);
-        let writer = std::thread::Builder::new()
-            .name("loadkit-verbose".into())
-            .spawn(move || {
-                for line in rx {
-                    let mut err = std::io::stderr().lock();
-                    let _ = writeln!(err, "{line}");
-                }
-            })
-            .ok();
         Self {
-            lines: writer.is_some().then_some(lines),
-            writer,
+            lines: StderrLines::new("loadkit-verbose", BACKLOG, false),
             dropped: 0,
         }
     }
@@ -69,11 +55,9 @@ pub(crate) fn line(r: &RequestRecord) -> String {
 
 impl Observer for RequestLines {
     fn on_event(&mut self, event: &Event<'_>) -> Control {
-        if let (Event::RequestFinished(r), Some(tx)) = (event, &self.lines) {
-            match tx.try_send(line(r)) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => self.dropped += 1,
-                Err(TrySendError::Disconnected(_)) => self.lines = None,
+        if let Event::RequestFinished(r) = event {
+            if !self.lines.send(line(r)) {
+                self.dropped += 1;
             }
         }
         Control::Continue
@@ -82,10 +66,7 @@ impl Observer for RequestLines {
 
 impl Drop for RequestLines {
     fn drop(&mut self) {
-        self.lines = None;
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
+        self.lines.finish();
         if self.dropped > 0 {
             eprintln!(
                 "-v: {} request lines not printed (stderr could not keep up)",

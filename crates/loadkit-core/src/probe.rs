@@ -196,11 +196,6 @@ impl Probe {
         }
     }
 
-    /// The time between two stamps taken on this request (zero when `to` is not after `from`).
-    pub fn between(from: Stamp, to: Stamp) -> Duration {
-        to.0.saturating_sub(from.0)
-    }
-
     /// The engine's clock now, to start a client-defined span (e.g. one round of a
     /// conversation) that [`span`](Self::span) ends.
     pub fn stamp(&self) -> Stamp {
