@@ -66,7 +66,7 @@ fn crate_dependencies_point_the_agreed_way() {
         ),
         (
             "loadkit-tts-ws",
-            &["loadkit-core", "loadkit-ws", "loadkit-http"],
+            &["loadkit-core", "loadkit-ws", "loadkit-http", "loadkit-sse"],
         ),
         ("loadkit-asr-multipart", &["loadkit-core", "loadkit-http"]),
         ("loadkit-report", &["loadkit-core", "loadkit-metrics"]),

@@ -18,6 +18,7 @@ pub(crate) const PROTOCOLS: &[&dyn Protocol] = &[
     &loadkit_ollama::protocol::OLLAMA,
     &loadkit_sse::protocol::GENERIC,
     &loadkit_ws::protocol::WS_CHAT,
+    &loadkit_tts_ws::protocol::TTS_WS,
 ];
 
 /// The `--protocol` values, with their help.

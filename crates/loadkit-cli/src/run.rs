@@ -145,6 +145,9 @@ pub(crate) fn settings(
         temperature: args.temperature,
         seed: args.seed,
         prompts: prompt_source(args),
+        prompt_chosen: args.prompt.is_some()
+            || args.prompt_words.is_some()
+            || args.prompt_preset.is_some(),
         system_prompt: args.system_prompt.as_deref().map(Arc::from),
         headers,
         api_key,

@@ -1510,3 +1510,84 @@ fn verbose_prints_one_line_per_request() {
         "{err}"
     );
 }
+
+#[test]
+fn tts_ws_listeners_read_every_block_of_their_document_from_the_built_in_simulator() {
+    // Two-word blocks of about 0.6 s of audio: 3 listeners × 6 blocks in batches of 2.
+    let out = tmp("tts-ws");
+    let o = loadkit(&[
+        "run",
+        "--protocol",
+        "tts-ws",
+        "--users",
+        "3",
+        "--iterations",
+        "1",
+        "--blocks",
+        "6",
+        "--prefetch",
+        "2",
+        "--refill-below",
+        "300ms",
+        "--block-words",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    assert_eq!(r["consistency"]["passed"], true, "{:#}", r["consistency"]);
+    let tts = &r["tts"];
+    assert_eq!(tts["sessions"], 3);
+    assert_eq!(tts["sessions_completed"], 3);
+    assert_eq!(tts["blocks_total"], 18);
+    assert_eq!(tts["blocks_completed"], 18);
+    assert_eq!(r["run"]["voice"], "af_heart", "the model's default voice");
+    assert_eq!(r["metrics"]["rtf"]["unit"], "ratio");
+    assert_eq!(r["metrics"]["block_synthesis"]["count"], 18);
+    assert_eq!(r["metrics"]["ttfa"]["count"], 3);
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(summary.contains("18/18 blocks"), "{summary}");
+    assert!(summary.contains("Duration    avg"), "{summary}");
+    assert!(
+        !summary.contains("TTFT"),
+        "no text rows for speech: {summary}"
+    );
+
+    // A voice the model does not have: every session ends at once with the server's message.
+    let out = tmp("tts-ws-voice");
+    let o = loadkit(&[
+        "run",
+        "--protocol",
+        "tts-ws",
+        "--users",
+        "4",
+        "--iterations",
+        "1",
+        "--blocks",
+        "30",
+        "--voice",
+        "nobody",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    assert_eq!(r["totals"]["failed"], 4);
+    assert_eq!(r["errors"][0]["count"], 4);
+    assert_eq!(
+        r["errors"][0]["message"],
+        "Voice 'nobody' is not available for model 'kokoro'"
+    );
+    assert!(
+        r["run"]["elapsed_s"].as_f64().unwrap() < 5.0,
+        "{:#}",
+        r["run"]
+    );
+
+    // A model with no known default voice fails before any load, naming the flag.
+    let o = loadkit(&["run", "--protocol", "tts-ws", "--model", "mystery"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("give --voice"), "{}", stderr(&o));
+}

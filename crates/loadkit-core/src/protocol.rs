@@ -234,6 +234,10 @@ pub struct Settings {
     pub seed: u64,
     /// The user prompts.
     pub prompts: PromptSource,
+    /// Whether the user chose the prompts (`--prompt`, `--prompt-words`, `--prompt-preset`);
+    /// `false` when they are the default preset, so a protocol with a better default for its
+    /// own text (TTS blocks) may use it.
+    pub prompt_chosen: bool,
     /// A system prompt sent before the user prompt.
     pub system_prompt: Option<Arc<str>>,
     /// Extra request headers.
@@ -261,6 +265,7 @@ impl Settings {
             temperature: 0.0,
             seed: 42,
             prompts: PromptSource::Fixed(Arc::from(crate::prompt::Preset::Short.text())),
+            prompt_chosen: false,
             system_prompt: None,
             headers: Vec::new(),
             api_key: None,
@@ -333,6 +338,26 @@ pub struct Section {
     pub name: &'static str,
     /// Its fields, in order.
     pub fields: Vec<(&'static str, Value)>,
+    /// Lines for the terminal summary in place of the fields on one line (`190/200 blocks
+    /// · wall 41.2 s`); empty: the fields are shown. Not part of the JSON report.
+    pub summary: Vec<String>,
+}
+
+impl Section {
+    /// A section of `fields`, shown in the summary as they are.
+    pub fn new(name: &'static str, fields: Vec<(&'static str, Value)>) -> Self {
+        Self {
+            name,
+            fields,
+            summary: Vec::new(),
+        }
+    }
+
+    /// The section with these summary lines.
+    pub fn with_summary(mut self, lines: Vec<String>) -> Self {
+        self.summary = lines;
+        self
+    }
 }
 
 /// How a run is scheduled and stopped: everything the [`RunnerBuilder`](crate::RunnerBuilder)

@@ -86,10 +86,7 @@ pub fn section(
             ]),
         ));
     }
-    Section {
-        name: "sweep",
-        fields,
-    }
+    Section::new("sweep", fields)
 }
 
 /// The TTFT slope of `steps` in ms per 1,000 input tokens (server-reported tokens, else words),

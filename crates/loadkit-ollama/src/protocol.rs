@@ -151,6 +151,7 @@ impl Protocol for Ollama {
                                 (threshold.as_secs_f64() * 1e3).into(),
                             ),
                         ],
+                        summary: Vec::new(),
                     }]
                 }),
         ))

@@ -198,5 +198,6 @@ pub fn tools_section(t: &ToolReport, max_tool_rounds: u32) -> Section {
                 ),
             ),
         ],
+        summary: Vec::new(),
     }
 }

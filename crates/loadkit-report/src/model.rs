@@ -62,6 +62,10 @@ pub struct Report {
     /// Protocol-specific sections, beside the standard ones.
     #[serde(flatten)]
     pub sections: Map<String, Value>,
+    /// The sections' own lines for the terminal summary, by section name (not in the JSON: a
+    /// report read back shows its sections' fields instead).
+    #[serde(skip)]
+    pub section_summaries: BTreeMap<String, Vec<String>>,
 }
 
 /// The `first_request` section: the run's first request (sequence 0), warm-up or not.
@@ -93,6 +97,10 @@ pub struct RunInfo {
     pub started_at: String,
     /// Length of the measured window in seconds (warm-up excluded).
     pub duration_s: f64,
+    /// Wall time in seconds: from the run's start until every request finished or was
+    /// cancelled (warm-up and grace included).
+    #[serde(default)]
+    pub elapsed_s: f64,
     /// Warm-up in seconds (requests then are excluded from every statistic).
     pub warmup_s: f64,
     /// `duration`, `requests`, `max_failures`, `slo`, `signal` or `completed`.
@@ -451,6 +459,7 @@ impl Report {
                 pattern,
                 started_at: humantime::format_rfc3339_millis(result.started_at).to_string(),
                 duration_s: round3(result.measured.as_secs_f64()),
+                elapsed_s: round3(result.elapsed.as_secs_f64()),
                 warmup_s: round3(result.warmup.as_secs_f64()),
                 stop_reason: result.stop_reason.as_str().to_owned(),
                 interrupted: result.interrupted(),
@@ -538,6 +547,7 @@ impl Report {
                 warmup: f.warmup,
             }),
             sections: Map::new(),
+            section_summaries: BTreeMap::new(),
         };
         report.consistency = Consistency::check(&report);
         report

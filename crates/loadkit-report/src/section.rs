@@ -37,6 +37,10 @@ impl Report {
                 .collect();
             self.sections
                 .insert(section.name.to_owned(), serde_json::Value::Object(fields));
+            if !section.summary.is_empty() {
+                self.section_summaries
+                    .insert(section.name.to_owned(), section.summary.clone());
+            }
         }
     }
 }

@@ -93,11 +93,33 @@ pub fn render_summary(report: &Report) -> String {
         );
     }
     let tp = &report.throughput;
-    let _ = writeln!(
-        out,
-        "Throughput  {:.2} req/s · {:.1} output tok/s · {} output tokens ({})",
-        tp.requests_per_s, tp.output_tokens_per_s, report.tokens.output_total, report.tokens.source,
-    );
+    // A protocol without text content (speech) has no tokens to show.
+    let textless = report.generator.content_events == 0 && report.tokens.output_total == 0;
+    if textless {
+        let _ = writeln!(out, "Throughput  {:.2} req/s", tp.requests_per_s);
+    } else {
+        let _ = writeln!(
+            out,
+            "Throughput  {:.2} req/s · {:.1} output tok/s · {} output tokens ({})",
+            tp.requests_per_s,
+            tp.output_tokens_per_s,
+            report.tokens.output_total,
+            report.tokens.source,
+        );
+    }
+    if let Some(e2e) = report.metrics.get("e2e").filter(|m| m.count > 0) {
+        let v = |x: Option<f64>| x.map_or_else(|| "–".to_owned(), |x| format!("{x:.0}"));
+        let _ = writeln!(
+            out,
+            "Duration    avg {} · min {} · max {} · p50 {} · p95 {} ms (successful) · wall {:.1} s",
+            v(e2e.mean),
+            v(e2e.min),
+            v(e2e.max),
+            v(e2e.p50),
+            v(e2e.p95),
+            run.elapsed_s,
+        );
+    }
     out.push('\n');
     let _ = writeln!(
         out,
@@ -111,7 +133,7 @@ pub fn render_summary(report: &Report) -> String {
         };
         // An empty row is still shown when requests succeeded (TPOT of one-chunk answers is
         // "–": not measurable, not zero).
-        if m.count == 0 && !any_success {
+        if m.count == 0 && (!any_success || (textless && !name.starts_with("e2e"))) {
             continue;
         }
         let _ = writeln!(
@@ -169,8 +191,16 @@ pub fn render_summary(report: &Report) -> String {
             if first.warmup { ", warm-up" } else { "" }
         );
     }
-    // Protocol sections (ollama, tools, ...): their scalar fields on one line each.
+    // Protocol sections (ollama, tools, ...): their own summary lines, or their scalar fields
+    // on one line each.
     for (section, value) in &report.sections {
+        if let Some(lines) = report.section_summaries.get(section) {
+            for (i, line) in lines.iter().enumerate() {
+                let label = if i == 0 { section.as_str() } else { "" };
+                let _ = writeln!(out, "{label:<12}{line}");
+            }
+            continue;
+        }
         let Some(fields) = value.as_object() else {
             continue;
         };

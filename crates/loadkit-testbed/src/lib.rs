@@ -8,6 +8,7 @@
 //! | [`sse_app`] | a generic SSE application framed like FastAPI + sse-starlette |
 //! | [`json`] | a plain JSON request/response server |
 //! | [`replay`] | replays a response captured from a real server (wire samples) |
+//! | [`tts_ws`] | a text-to-speech document reader over WebSocket (`synthesize` batches in, `status` messages and WAV/PCM audio out) with a worker pool, cached mode and model/voice errors |
 //! | [`ws_chat`] | a WebSocket chat application (`{"type":"chat"}` in, `token` / `done` / `error` out) on its own single-threaded event loop, with blocking prefills, keepalive and faults |
 //!
 //! With the `harness` feature, `harness` has what the protocol crates' integration tests share.
@@ -53,4 +54,5 @@ pub mod replay;
 mod server;
 pub use server::{Connections, Flush, Transport};
 pub mod sse_app;
+pub mod tts_ws;
 pub mod ws_chat;

@@ -8,14 +8,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{FutureExt as _, SinkExt as _, StreamExt as _};
 use loadkit_core::metrics::{ErrorKind, TimeoutPhase};
-use loadkit_core::{one_line, Client, Probe, RequestError};
+use loadkit_core::{Client, Probe, RequestError};
 use loadkit_sse::{BodyTemplate, TemplateValues};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
-use crate::connect::{self, is_closed, Target, Ws};
+use crate::connect::{self, Target, Ws};
 use crate::rules::{MessageRules, Rule, Step};
 use crate::{Connection, WsChatConfig, WsConfigError, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MESSAGE};
 
@@ -422,29 +421,17 @@ impl WsChatClient {
         }
     }
 
+    /// What a failure happened before: the end message, named by its rule.
+    fn waiting_for(&self) -> String {
+        format!("the end message ({})", self.rules.end_rule())
+    }
+
     /// The server's close frame before the end: 1011 is a keepalive failure, any other code
     /// a `ws_close`.
     fn closed(&self, frame: Option<CloseFrame>, before_any: bool) -> Failure {
-        let (code, reason) = match &frame {
-            Some(f) => (u16::from(f.code), one_line(f.reason.as_str())),
-            None => (1005, String::new()),
-        };
-        let what = if reason.is_empty() {
-            close_name(code).to_owned()
-        } else {
-            reason
-        };
-        let message = format!(
-            "websocket closed with {code} ({what}) before the end message ({})",
-            self.rules.end_rule()
-        );
-        let kind = if code == 1011 {
-            ErrorKind::KeepaliveTimeout
-        } else {
-            ErrorKind::WsClose(code)
-        };
+        let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
         Failure {
-            error: RequestError::new(kind, message),
+            error: connect::closed_error(frame.as_ref(), &self.waiting_for()),
             retry: before_any && matches!(code, 1000 | 1001 | 1005),
         }
     }
@@ -452,43 +439,16 @@ impl WsChatClient {
     /// The connection ended without a close frame (1006).
     fn dropped(&self, before_any: bool) -> Failure {
         Failure {
-            error: RequestError::new(
-                ErrorKind::WsClose(1006),
-                format!(
-                    "websocket closed with 1006 ({}) before the end message ({})",
-                    close_name(1006),
-                    self.rules.end_rule()
-                ),
-            ),
+            error: connect::dropped_error(None, &self.waiting_for()),
             retry: before_any,
         }
     }
 
     fn stream_error(&self, e: &WsError, before_any: bool) -> Failure {
-        let protocol = |m: String| Failure::fatal(RequestError::protocol(m));
-        match e {
-            WsError::Capacity(_) => protocol(format!(
-                "message exceeds the maximum size of {} bytes",
-                self.max_message_size
-            )),
-            WsError::Utf8(_) => {
-                protocol("malformed message: a text message is not valid utf-8".into())
-            }
-            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
-            | WsError::ConnectionClosed
-            | WsError::AlreadyClosed => self.dropped(before_any),
-            WsError::Io(io) if is_closed(io.kind()) => self.dropped(before_any),
-            WsError::Io(io) => {
-                let mut failure = self.dropped(before_any);
-                failure.error.message = format!(
-                    "websocket closed with 1006 (connection failed: {}) before the end message ({})",
-                    io.kind(),
-                    self.rules.end_rule()
-                );
-                failure
-            }
-            WsError::Protocol(p) => protocol(format!("websocket protocol error: {p}")),
-            other => protocol(format!("websocket error: {other}")),
+        let (error, dropped) = connect::read_error(e, self.max_message_size, &self.waiting_for());
+        Failure {
+            error,
+            retry: dropped && before_any,
         }
     }
 }
@@ -509,27 +469,6 @@ fn fmt_duration(d: Duration) -> String {
         format!("{}s", d.as_secs())
     } else {
         format!("{}ms", d.as_millis())
-    }
-}
-
-/// What RFC 6455 (and the IANA registry) calls a close code.
-fn close_name(code: u16) -> &'static str {
-    match code {
-        1000 => "normal closure",
-        1001 => "going away",
-        1002 => "protocol error",
-        1003 => "unsupported data",
-        1005 => "no status code",
-        1006 => "connection dropped without a close frame",
-        1007 => "invalid payload data",
-        1008 => "policy violation",
-        1009 => "message too big",
-        1010 => "mandatory extension",
-        1011 => "internal error",
-        1012 => "service restart",
-        1013 => "try again later",
-        1014 => "bad gateway",
-        _ => "no reason given",
     }
 }
 

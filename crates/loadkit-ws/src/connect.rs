@@ -1,6 +1,7 @@
 //! Opening a WebSocket: TCP (no Nagle), rustls for `wss://` (the `ring` provider and the Mozilla
 //! roots, as loadkit-sse sets rustls up), and the HTTP upgrade, all under one connect deadline,
-//! each phase's failure classified; the stream both kinds of connection share; the polite close.
+//! each phase's failure classified; the stream both kinds of connection share; the polite close;
+//! and how a failure while reading messages is classified, for every WebSocket protocol.
 
 use std::io;
 use std::pin::Pin;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use futures::{SinkExt as _, StreamExt as _};
 use http::{HeaderName, HeaderValue, Uri};
 use loadkit_core::metrics::{ErrorKind, TimeoutPhase};
-use loadkit_core::RequestError;
+use loadkit_core::{one_line, RequestError};
 use loadkit_http::message::error_body_message;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -19,7 +20,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::WebSocketStream;
 
@@ -35,11 +37,11 @@ pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
 const READ_BUFFER: usize = 8 * 1024;
 
 /// An open WebSocket.
-pub(crate) type Ws = WebSocketStream<Stream>;
+pub type Ws = WebSocketStream<Stream>;
 
 /// A TCP connection, or a TLS session over one.
 #[derive(Debug)]
-pub(crate) enum Stream {
+pub enum Stream {
     /// `ws://`.
     Plain(TcpStream),
     /// `wss://`.
@@ -87,8 +89,9 @@ impl AsyncWrite for Stream {
 }
 
 /// Where connections go: the parsed URL, the TLS setup for `wss://`, the upgrade's extra
-/// headers and the WebSocket limits. Built once per client, checked up front.
-pub(crate) struct Target {
+/// headers and the WebSocket limits. Built once per client, checked up front; shared by every
+/// WebSocket protocol (`ws-chat`, `tts-ws`).
+pub struct Target {
     url: String,
     uri: Uri,
     host: String,
@@ -110,7 +113,11 @@ impl std::fmt::Debug for Target {
 
 impl Target {
     /// Checks `url` (`ws://` or `wss://` with a host), the headers, and builds the TLS setup.
-    pub(crate) fn new(
+    ///
+    /// # Errors
+    ///
+    /// The URL, a header or the size is unusable.
+    pub fn new(
         url: &str,
         headers: &[(String, String)],
         max_message_size: usize,
@@ -200,7 +207,7 @@ impl Target {
     }
 
     /// The URL as given.
-    pub(crate) fn url(&self) -> &str {
+    pub fn url(&self) -> &str {
         &self.url
     }
 
@@ -210,7 +217,11 @@ impl Target {
     /// the upgrade answered with a status → `http_status` with the body's message; a broken or
     /// foreign answer to the upgrade → `protocol` (or `truncated` when the connection closed
     /// before it); the deadline → `timeout (connect)`.
-    pub(crate) async fn connect(&self, timeout: Duration) -> Result<Ws, RequestError> {
+    ///
+    /// # Errors
+    ///
+    /// As above, classified.
+    pub async fn connect(&self, timeout: Duration) -> Result<Ws, RequestError> {
         match tokio::time::timeout(timeout, self.open()).await {
             Ok(result) => result,
             Err(_) => Err(RequestError::timeout(TimeoutPhase::Connect, timeout)),
@@ -329,7 +340,7 @@ fn upgrade_error(e: &WsError) -> RequestError {
 }
 
 /// `true` for the ways a peer's close or reset shows up on a socket.
-pub(crate) fn is_closed(kind: io::ErrorKind) -> bool {
+pub fn is_closed(kind: io::ErrorKind) -> bool {
     matches!(
         kind,
         io::ErrorKind::ConnectionReset
@@ -342,7 +353,7 @@ pub(crate) fn is_closed(kind: io::ErrorKind) -> bool {
 /// Closes `ws` politely in the background: a close frame, then the server's answering close
 /// (for up to [`CLOSE_GRACE`]), then the connection is dropped. Outside a tokio runtime (or
 /// once it is shutting down) the connection is just dropped: the server sees 1006.
-pub(crate) fn close_in_background(mut ws: Ws) {
+pub fn close_in_background(mut ws: Ws) {
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(async move {
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
@@ -356,7 +367,7 @@ pub(crate) fn close_in_background(mut ws: Ws) {
 }
 
 /// Closes `ws` politely and waits for the server's close (up to [`CLOSE_GRACE`]).
-pub(crate) async fn close(mut ws: Ws) {
+pub async fn close(mut ws: Ws) {
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
         let _ = ws.flush().await;
         if ws.close(None).await.is_ok() {
@@ -364,4 +375,79 @@ pub(crate) async fn close(mut ws: Ws) {
         }
     })
     .await;
+}
+
+/// The server's close frame before the client had what it waited for (`waiting_for`, such as
+/// `the end message (/type=done)`): 1011 is a keepalive failure, any other code a `ws_close`.
+pub fn closed_error(frame: Option<&CloseFrame>, waiting_for: &str) -> RequestError {
+    let (code, reason) = match frame {
+        Some(f) => (u16::from(f.code), one_line(f.reason.as_str())),
+        None => (1005, String::new()),
+    };
+    let what = if reason.is_empty() {
+        close_name(code).to_owned()
+    } else {
+        reason
+    };
+    let message = format!("websocket closed with {code} ({what}) before {waiting_for}");
+    let kind = if code == 1011 {
+        ErrorKind::KeepaliveTimeout
+    } else {
+        ErrorKind::WsClose(code)
+    };
+    RequestError::new(kind, message)
+}
+
+/// The connection ended without a close frame (1006) before `waiting_for`; `cause` is the
+/// socket's error when it was not a plain close or reset.
+pub fn dropped_error(cause: Option<io::ErrorKind>, waiting_for: &str) -> RequestError {
+    let what = match cause {
+        None => close_name(1006).to_owned(),
+        Some(kind) => format!("connection failed: {kind}"),
+    };
+    RequestError::new(
+        ErrorKind::WsClose(1006),
+        format!("websocket closed with 1006 ({what}) before {waiting_for}"),
+    )
+}
+
+/// An error reading messages, classified: too big or not UTF-8 → `protocol`; the connection
+/// gone → `ws_close` 1006 ([`dropped_error`]); any other protocol violation → `protocol`.
+/// The flag says the connection was dropped (so a request on a reused one may be resent).
+pub fn read_error(e: &WsError, max_message_size: usize, waiting_for: &str) -> (RequestError, bool) {
+    let protocol = |m: String| (RequestError::protocol(m), false);
+    match e {
+        WsError::Capacity(_) => protocol(format!(
+            "message exceeds the maximum size of {max_message_size} bytes"
+        )),
+        WsError::Utf8(_) => protocol("malformed message: a text message is not valid utf-8".into()),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+        | WsError::ConnectionClosed
+        | WsError::AlreadyClosed => (dropped_error(None, waiting_for), true),
+        WsError::Io(io) if is_closed(io.kind()) => (dropped_error(None, waiting_for), true),
+        WsError::Io(io) => (dropped_error(Some(io.kind()), waiting_for), true),
+        WsError::Protocol(p) => protocol(format!("websocket protocol error: {p}")),
+        other => protocol(format!("websocket error: {other}")),
+    }
+}
+
+/// What RFC 6455 (and the IANA registry) calls a close code.
+pub fn close_name(code: u16) -> &'static str {
+    match code {
+        1000 => "normal closure",
+        1001 => "going away",
+        1002 => "protocol error",
+        1003 => "unsupported data",
+        1005 => "no status code",
+        1006 => "connection dropped without a close frame",
+        1007 => "invalid payload data",
+        1008 => "policy violation",
+        1009 => "message too big",
+        1010 => "mandatory extension",
+        1011 => "internal error",
+        1012 => "service restart",
+        1013 => "try again later",
+        1014 => "bad gateway",
+        _ => "no reason given",
+    }
 }

@@ -8,6 +8,9 @@
 //!   request; pings while waiting, with a timeout; every failure classified.
 //! - [`preflight`]: a real upgrade and a clean close, to report an unreachable target before a
 //!   run.
+//! - [`Target`] and [`Ws`]: opening a connection (TCP, TLS, upgrade, each failure classified),
+//!   [`close_in_background`], and [`read_error`] / [`closed_error`] / [`dropped_error`], how a
+//!   failure while reading is classified, for other WebSocket protocols (`loadkit-tts-ws`).
 //! - [`MessageRules`]: the rules alone, reading one message in one pass with no allocation on
 //!   the common shape (for tests and other WebSocket protocols).
 //!
@@ -53,5 +56,8 @@ pub use client::{preflight, PreflightError, WsChatClient, WsRequest, WsSession};
 pub use config::{
     Connection, WsChatConfig, WsConfigError, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MESSAGE,
 };
-pub use connect::CLOSE_GRACE;
-pub use rules::{Expect, MessageRules, Rule, Step};
+pub use connect::{
+    close, close_in_background, close_name, closed_error, dropped_error, is_closed, read_error,
+    Stream, Target, Ws, CLOSE_GRACE,
+};
+pub use rules::{error_text, Expect, MessageRules, Rule, Step};

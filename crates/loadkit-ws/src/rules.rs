@@ -316,8 +316,9 @@ fn text_len(raw: &RawValue) -> Result<usize, RequestError> {
     }
 }
 
-/// The message of an error message: the text at `error_text`, else what the whole message says.
-fn error_text(found: Option<&RawValue>, json: &[u8]) -> String {
+/// The message of an error message: the text at its error-text pointer (`found`), else what
+/// the whole message says, as one line.
+pub fn error_text(found: Option<&RawValue>, json: &[u8]) -> String {
     let text = found
         .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok())
         .and_then(|value| match value {
