@@ -84,6 +84,9 @@ pub struct TtsWsSimConfig {
     /// Before answering a batch, send a `queued` status for another document (as a server
     /// multiplexing sessions on one connection by mistake would). Default off.
     pub foreign_status: bool,
+    /// Added to every `audio_duration_ms` the server states (a server that misreports its
+    /// audio). Default zero.
+    pub misstated_ms: u64,
 }
 
 impl Default for TtsWsSimConfig {
@@ -107,6 +110,7 @@ impl Default for TtsWsSimConfig {
             ],
             required_token: None,
             foreign_status: false,
+            misstated_ms: 0,
         }
     }
 }
@@ -444,7 +448,8 @@ fn batch(
                 AudioFormat::Wav => audio.len() - 44,
                 AudioFormat::Pcm => audio.len(),
             } as u64;
-            let ms = sample_bytes / 2 * 1000 / u64::from(config.sample_rate.max(1));
+            let ms = sample_bytes / 2 * 1000 / u64::from(config.sample_rate.max(1))
+                + config.misstated_ms;
             let mut done = json!({
                 "type": "status", "document_id": document, "index": index,
                 "status": "done", "audio_duration_ms": ms,

@@ -35,6 +35,8 @@ pub mod metric {
     pub const AUDIO_MS: &str = "tts_audio_ms";
     /// Messages about another document, ignored (tally).
     pub const FOREIGN: &str = "tts_foreign_document_messages";
+    /// Blocks whose stated duration is off the samples' by more than 1 % and 20 ms (tally).
+    pub const DURATION_MISMATCHES: &str = "tts_duration_mismatches";
     /// Session start → the first audio the listener hears (block 0).
     pub const TTFA: &str = "ttfa";
     /// A block's synthesis time (per block).
@@ -141,6 +143,7 @@ impl TtsWsClient {
             error_text: &config.error_text,
             document_at: &config.document_at,
             index_at: &config.index_at,
+            duration_at: &config.duration_at,
             audio_at: (config.delivery == Delivery::Base64).then_some(config.audio_at.as_str()),
         })?;
         // Led by text: a template starting with `{` would be taken for JSON.
@@ -273,7 +276,7 @@ impl TtsWsClient {
         let mut decoded = Vec::new();
         // Binary delivery: the block whose audio the next binary frame is (`Some(None)`:
         // another document's, skipped).
-        let mut awaiting: Option<Option<u64>> = None;
+        let mut awaiting: Option<Option<(u64, Option<f64>)>> = None;
         // The last message, for the idle deadline; `None` right after a batch was requested.
         let mut last: Option<Instant> = None;
         let mut batch_sent = Instant::now();
@@ -351,8 +354,8 @@ impl TtsWsClient {
             if let (Message::Binary(audio), Some(block)) = (&message, awaiting) {
                 awaiting = None;
                 // `None`: another document's audio, skipped.
-                if let Some(index) = block {
-                    self.arrived(player, index, audio, now, probe)?;
+                if let Some((index, stated)) = block {
+                    self.arrived(player, index, audio, stated, now, probe)?;
                 }
                 continue;
             }
@@ -365,10 +368,14 @@ impl TtsWsClient {
                 }
                 Incoming::Error(text) => return Err(RequestError::server(text)),
                 Incoming::Progress | Incoming::Other => {}
-                Incoming::Done { index, audio } => match (self.delivery, audio) {
+                Incoming::Done {
+                    index,
+                    audio,
+                    stated_ms,
+                } => match (self.delivery, audio) {
                     (Delivery::Base64, Some(raw)) => {
                         decode(raw, &mut decoded)?;
-                        self.arrived(player, index, &decoded, now, probe)?;
+                        self.arrived(player, index, &decoded, stated_ms, now, probe)?;
                     }
                     _ => {
                         if awaiting.is_some() {
@@ -376,7 +383,7 @@ impl TtsWsClient {
                                 "a done status came before the previous block's audio frame",
                             ));
                         }
-                        awaiting = Some(Some(index));
+                        awaiting = Some(Some((index, stated_ms)));
                     }
                 },
             }
@@ -389,10 +396,17 @@ impl TtsWsClient {
         player: &mut Player,
         index: u64,
         audio: &[u8],
+        stated_ms: Option<f64>,
         now: Instant,
         probe: &mut Probe,
     ) -> Result<(), RequestError> {
         let duration = self.duration(audio)?;
+        if let Some(stated) = stated_ms {
+            let real = duration.as_secs_f64() * 1e3;
+            if (stated - real).abs() > (real * 0.01).max(20.0) {
+                probe.tally(metric::DURATION_MISMATCHES, 1);
+            }
+        }
         let arrival = player
             .arrive(index, duration, now)
             .map_err(|e| RequestError::protocol(e.to_string()))?;

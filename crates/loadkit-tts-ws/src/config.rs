@@ -90,6 +90,9 @@ pub struct TtsWsConfig {
     pub document_at: String,
     /// Where a status message's block index is. Default `/index`.
     pub index_at: String,
+    /// Where a done message states its audio's duration in ms (checked against the samples).
+    /// Default `/audio_duration_ms`.
+    pub duration_at: String,
     /// Binary frames or base64.
     pub delivery: Delivery,
     /// Where base64 audio is in a done message. Default `/audio`.
@@ -133,6 +136,7 @@ impl TtsWsConfig {
             error_text: "/message".to_owned(),
             document_at: "/document_id".to_owned(),
             index_at: "/index".to_owned(),
+            duration_at: "/audio_duration_ms".to_owned(),
             delivery: Delivery::Binary,
             audio_at: "/audio".to_owned(),
             format: AudioFormat::Wav,

@@ -151,7 +151,7 @@ fn escape(text: &str, out: &mut String) {
 }
 
 /// What a received JSON message is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Incoming<'a> {
     /// Another document's message: ignored, counted.
     Foreign {
@@ -168,6 +168,8 @@ pub(crate) enum Incoming<'a> {
         index: u64,
         /// The raw JSON of the base64 audio (quotes included), when the message carries it.
         audio: Option<&'a str>,
+        /// The audio duration the server states, in ms, when it does.
+        stated_ms: Option<f64>,
     },
     /// Anything else (a greeting, a heartbeat): ignored.
     Other,
@@ -189,7 +191,8 @@ const ERROR: usize = 2;
 const ERROR_TEXT: usize = 3;
 const DOCUMENT: usize = 4;
 const INDEX: usize = 5;
-const AUDIO: usize = 6;
+const STATED: usize = 6;
+const AUDIO: usize = 7;
 
 /// The rules and pointers a [`Reader`] is made of, as written.
 #[derive(Debug, Clone)]
@@ -202,6 +205,8 @@ pub(crate) struct ReaderSpec<'a> {
     pub(crate) index_at: &'a str,
     /// The base64 audio's pointer, in base64 mode.
     pub(crate) audio_at: Option<&'a str>,
+    /// Where a done message states its audio's duration in ms.
+    pub(crate) duration_at: &'a str,
 }
 
 impl Reader {
@@ -228,6 +233,7 @@ impl Reader {
             pointer("error_text", spec.error_text)?,
             pointer("document_at", spec.document_at)?,
             pointer("index_at", spec.index_at)?,
+            pointer("duration_at", spec.duration_at)?,
         ];
         if let Some(at) = spec.audio_at {
             pointers.push(pointer("audio_at", at)?);
@@ -251,7 +257,7 @@ impl Reader {
         json: &'a [u8],
         document: &str,
     ) -> Result<Incoming<'a>, RequestError> {
-        let mut found: [Option<&'a RawValue>; 7] = [None; 7];
+        let mut found: [Option<&'a RawValue>; 8] = [None; 8];
         JsonPointer::find_raw_all(&self.pointers, json, &mut found)
             .map_err(|e| json_error("malformed message", &e, DataErrors::Fixed))?;
         let status = self.status_when.holds(found[STATUS]);
@@ -295,7 +301,12 @@ impl Reader {
                 self.pointers[AUDIO].as_str()
             )));
         }
-        Ok(Incoming::Done { index, audio })
+        let stated_ms = found[STATED].and_then(|raw| serde_json::from_str::<f64>(raw.get()).ok());
+        Ok(Incoming::Done {
+            index,
+            audio,
+            stated_ms,
+        })
     }
 }
 
@@ -312,6 +323,7 @@ mod tests {
             document_at: "/document_id",
             index_at: "/index",
             audio_at: base64.then_some("/audio"),
+            duration_at: "/audio_duration_ms",
         })
         .unwrap()
     }
@@ -365,7 +377,8 @@ mod tests {
             ),
             Ok(Incoming::Done {
                 index: 3,
-                audio: None
+                audio: None,
+                stated_ms: Some(1200.0)
             })
         );
         assert_eq!(
@@ -393,7 +406,8 @@ mod tests {
             with,
             Incoming::Done {
                 index: 1,
-                audio: Some(r#""AAAA""#)
+                audio: Some(r#""AAAA""#),
+                stated_ms: None
             }
         );
     }

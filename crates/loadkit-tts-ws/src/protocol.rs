@@ -77,6 +77,12 @@ const OPTIONS: &[OptionSpec] = &[
     OptionSpec::value("index-at", "POINTER", "Where a status message's block index is")
         .default("/index"),
     OptionSpec::value(
+        "duration-at",
+        "POINTER",
+        "Where a done message states its audio's duration in ms (checked against the samples)",
+    )
+    .default("/audio_duration_ms"),
+    OptionSpec::value(
         "audio-in",
         "HOW",
         "binary: a binary frame after each done message; base64: in the done message at --audio-at",
@@ -153,6 +159,7 @@ impl Protocol for TtsWs {
         config.error_text = text("error-text");
         config.document_at = text("document-at");
         config.index_at = text("index-at");
+        config.duration_at = text("duration-at");
         config.audio_at = text("audio-at");
         config.delivery = match o.get("audio-in").unwrap_or("binary") {
             "binary" => Delivery::Binary,
@@ -291,6 +298,7 @@ pub fn section(result: &RunResult) -> Section {
     let audio_s = tally(metric::AUDIO_MS) as f64 / 1e3;
     let wall_s = result.elapsed.as_secs_f64();
     let foreign = tally(metric::FOREIGN);
+    let mismatches = tally(metric::DURATION_MISMATCHES);
     let mut summary = vec![
         format!(
             "{sessions} listeners · {completed} completed · {done}/{blocks} blocks · \
@@ -301,6 +309,11 @@ pub fn section(result: &RunResult) -> Section {
             per_user.unwrap_or(0.0)
         ),
     ];
+    if mismatches > 0 {
+        summary.push(format!(
+            "{mismatches} blocks whose stated audio_duration_ms is off their samples' duration"
+        ));
+    }
     if foreign > 0 {
         summary.push(format!("{foreign} messages about another document ignored"));
     }
@@ -317,6 +330,7 @@ pub fn section(result: &RunResult) -> Section {
             ("audio_s_total", audio_s.into()),
             ("wall_s", wall_s.into()),
             ("foreign_document_messages", foreign.into()),
+            ("duration_mismatches", mismatches.into()),
         ],
     )
     .with_summary(summary)

@@ -211,6 +211,27 @@ async fn another_documents_messages_are_ignored_and_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stated_duration_off_the_samples_is_counted_and_the_samples_win() {
+    for (misstated, mismatches) in [(0, 0), (150, 8)] {
+        let server = tts_ws::serve(TtsWsSimConfig {
+            misstated_ms: misstated,
+            audio_per_char: MS(2),
+            ..TtsWsSimConfig::default()
+        })
+        .await
+        .unwrap();
+        let mut c = config(server.url(), 4, 4, MS(50));
+        c.text = loadkit_tts_ws::TextSource::Lines(vec!["y".repeat(50)].into());
+        let r = listen(c, 2).await;
+        server.shutdown().await;
+        assert_eq!(r.stats.counters.succeeded, 2, "{:?}", errors(&r));
+        assert_eq!(tally(&r, metric::DURATION_MISMATCHES), mismatches);
+        // 8 blocks of 50 × 2 ms, from the samples whatever the server says.
+        assert_eq!(tally(&r, metric::AUDIO_MS), 800);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_that_is_not_wav_is_a_protocol_error() {
     // The server sends raw PCM; the client expects WAV.
     let server = tts_ws::serve(TtsWsSimConfig {
