@@ -19,6 +19,7 @@ pub(crate) const PROTOCOLS: &[&dyn Protocol] = &[
     &loadkit_sse::protocol::GENERIC,
     &loadkit_ws::protocol::WS_CHAT,
     &loadkit_tts_ws::protocol::TTS_WS,
+    &loadkit_openai::protocol::TTS_HTTP,
 ];
 
 /// The `--protocol` values, with their help.

@@ -1591,3 +1591,35 @@ fn tts_ws_listeners_read_every_block_of_their_document_from_the_built_in_simulat
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("give --voice"), "{}", stderr(&o));
 }
+
+#[test]
+fn tts_http_reports_first_audio_and_real_time_factor_from_the_built_in_simulator() {
+    let out = tmp("tts-http");
+    let o = loadkit(&[
+        "run",
+        "--protocol",
+        "tts-http",
+        "--users",
+        "2",
+        "--requests",
+        "6",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    assert_eq!(r["consistency"]["passed"], true, "{:#}", r["consistency"]);
+    assert_eq!(r["totals"]["succeeded"], 6);
+    assert_eq!(r["metrics"]["ttfa"]["count"], 6);
+    assert_eq!(r["metrics"]["rtf"]["unit"], "ratio");
+    assert!(
+        r["tts"]["audio_s_total"].as_f64().unwrap() > 1.0,
+        "{:#}",
+        r["tts"]
+    );
+    assert_eq!(r["run"]["voice"], "af_heart");
+    let o = loadkit(&["run", "--protocol", "tts-http", "--response-format", "mp3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--response-format"), "{}", stderr(&o));
+}

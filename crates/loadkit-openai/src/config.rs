@@ -188,6 +188,9 @@ pub enum OpenAiConfigError {
     /// The tool-calling settings are unusable.
     #[error("invalid tools: {0}")]
     InvalidTools(&'static str),
+    /// A text-to-speech setting is unusable.
+    #[error("invalid speech setting: {0}")]
+    InvalidSpeech(&'static str),
     /// The HTTP settings are unusable.
     #[error(transparent)]
     Http(#[from] loadkit_http::HttpConfigError),

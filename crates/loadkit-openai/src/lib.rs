@@ -2,6 +2,10 @@
 //! `/v1/completions`, streaming (SSE) and not, against any server that speaks the API (vLLM,
 //! llama.cpp's `llama-server`, TGI, LiteLLM, OpenAI itself).
 //!
+//! [`SpeechClient`] is OpenAI-compatible text to speech (`POST /v1/audio/speech`, WAV or PCM,
+//! streamed or whole): time to first audio, the audio's duration from its samples, the
+//! real-time factor (`--protocol tts-http`).
+//!
 //! [`OpenAiClient`] implements [`loadkit_core::Client`]: drive it with a
 //! [`Runner`](loadkit_core::Runner) and a workload that makes [`OpenAiRequest`]s.
 //!
@@ -57,9 +61,11 @@ mod client;
 mod config;
 mod parse;
 pub mod protocol;
+pub mod speech;
 mod tools;
 
 pub use client::{OpenAiClient, OpenAiRequest};
 pub use config::{Endpoint, OpenAiConfig, OpenAiConfigError};
 pub use parse::ChunkParser;
+pub use speech::{SpeechClient, SpeechConfig, SpeechFormat, SpeechRequest, SPEECH_PATH};
 pub use tools::{tally, ToolReport, MAX_TOOL_CALLS, MAX_TOOL_ROUNDS, ROUND_METRICS};

@@ -11,7 +11,10 @@ use loadkit_core::protocol::{
 use loadkit_core::RequestCtx;
 use loadkit_http::protocol::{http_config, tcp_preflight};
 
-use crate::{Endpoint, OpenAiClient, OpenAiConfig, OpenAiRequest, ToolReport};
+use crate::{
+    Endpoint, OpenAiClient, OpenAiConfig, OpenAiRequest, SpeechClient, SpeechConfig, SpeechFormat,
+    SpeechRequest, ToolReport,
+};
 
 /// `--protocol openai-chat` and `--protocol openai-completions`.
 pub static OPENAI: OpenAi = OpenAi;
@@ -199,5 +202,157 @@ pub fn tools_section(t: &ToolReport, max_tool_rounds: u32) -> Section {
             ),
         ],
         summary: Vec::new(),
+    }
+}
+
+/// `--protocol tts-http`: OpenAI-compatible text to speech.
+pub static TTS_HTTP: TtsHttp = TtsHttp;
+
+/// OpenAI-compatible `POST /v1/audio/speech`.
+#[derive(Debug)]
+pub struct TtsHttp;
+
+const TTS_HTTP_NAME: &str = "tts-http";
+
+/// The voice sent when none is given, by model (the models people load-test most).
+const SPEECH_VOICES: &[(&str, &str)] = &[
+    ("kokoro", "af_heart"),
+    ("tts-1", "alloy"),
+    ("tts-1-hd", "alloy"),
+    ("gpt-4o-mini-tts", "alloy"),
+    ("piper", "en_US-lessac-medium"),
+    ("espeak-ng", "en"),
+];
+
+const SPEECH_OPTIONS: &[OptionSpec] = &[
+    OptionSpec::value(
+        "voice",
+        "VOICE",
+        "The voice [default: the model's from the built-in table: kokoro af_heart, tts-1 alloy, \
+         piper en_US-lessac-medium, espeak-ng en, ...]",
+    ),
+    OptionSpec::value(
+        "response-format",
+        "FORMAT",
+        "wav (duration from its header) or pcm (16-bit mono at x-sample-rate or --sample-rate)",
+    )
+    .default("wav"),
+    OptionSpec::value(
+        "speed",
+        "X",
+        "speed sent with each request (omitted by default)",
+    ),
+    OptionSpec::value(
+        "sample-rate",
+        "HZ",
+        "Samples per second of raw pcm audio (16-bit mono) when the server sends no x-sample-rate",
+    )
+    .default("24000"),
+    loadkit_http::protocol::HEALTH_PATH,
+    loadkit_http::protocol::NO_HEALTH_CHECK,
+];
+
+impl Protocol for TtsHttp {
+    fn names(&self) -> &'static [ProtocolName] {
+        &[ProtocolName {
+            name: TTS_HTTP_NAME,
+            about: "OpenAI-compatible text to speech, POST /v1/audio/speech (ttfa, rtf, audio \
+                    duration from the samples)",
+        }]
+    }
+
+    fn options(&self) -> &'static [OptionSpec] {
+        SPEECH_OPTIONS
+    }
+
+    fn build(&self, s: &Settings, o: &Options) -> Result<Box<dyn Launch>, SetupError> {
+        let model = s.model.clone().unwrap_or_else(|| "kokoro".to_owned());
+        let voice = match o.get("voice") {
+            Some(v) => v.to_owned(),
+            None => SPEECH_VOICES
+                .iter()
+                .find(|(m, _)| m.eq_ignore_ascii_case(&model))
+                .map(|(_, v)| (*v).to_owned())
+                .ok_or_else(|| {
+                    let known: Vec<&str> = SPEECH_VOICES.iter().map(|(m, _)| *m).collect();
+                    SetupError::new(format!(
+                        "--protocol tts-http: no default voice for model '{model}' (known: {}); give --voice",
+                        known.join(", ")
+                    ))
+                })?,
+        };
+        let format = match o.get("response-format").unwrap_or("wav") {
+            "wav" => SpeechFormat::Wav,
+            "pcm" => SpeechFormat::Pcm,
+            other => {
+                return Err(SetupError::new(format!(
+                    "invalid value '{other}' for --response-format (wav or pcm: the formats whose \
+                     duration loadkit can count)"
+                )))
+            }
+        };
+        let config = SpeechConfig {
+            url: s.url.clone(),
+            model: model.clone(),
+            voice: voice.clone(),
+            format,
+            speed: o.parse::<f64>("speed")?,
+            sample_rate: o.parse::<u32>("sample-rate")?.unwrap_or(24_000),
+            api_key: s.api_key.clone(),
+            headers: s.headers.clone(),
+            http: http_config(s),
+        };
+        let client =
+            SpeechClient::new(config).map_err(|e| SetupError::caused("--protocol tts-http", e))?;
+        let target = client.uri().to_string();
+        let prompts = Arc::new(s.prompts.clone());
+        let source = move |ctx: &RequestCtx| SpeechRequest {
+            input: prompts.prompt(ctx.seq),
+        };
+        let settings = vec![
+            ("model", Value::from(model)),
+            ("voice", Value::from(voice)),
+            ("response_format", Value::from(format.name())),
+        ];
+        let health = loadkit_http::protocol::health_preflight(
+            target.clone(),
+            (!o.flag("no-health-check"))
+                .then(|| o.get("health-path").unwrap_or("/health").to_owned()),
+            s.connect_timeout,
+        );
+        Ok(Box::new(
+            Prepared::new(client, source, target)
+                .with_settings(settings)
+                .with_preflight(health)
+                .with_sections(|result| {
+                    let ms = result
+                        .stats
+                        .tallies
+                        .get(crate::speech::metric::AUDIO_MS)
+                        .copied()
+                        .unwrap_or(0);
+                    vec![Section::new(
+                        "tts",
+                        vec![("audio_s_total", (ms as f64 / 1e3).into())],
+                    )]
+                }),
+        ))
+    }
+
+    #[cfg(feature = "simulator")]
+    fn simulate(
+        &self,
+        _: &str,
+        listener: std::net::TcpListener,
+        _: &loadkit_core::protocol::SimScript,
+    ) -> Option<Box<dyn loadkit_core::protocol::Simulator>> {
+        use loadkit_http::protocol::sim::Running;
+        use loadkit_testbed::tts_http::TtsHttpSimConfig;
+        let listener = tokio::net::TcpListener::from_std(listener).ok()?;
+        let server = loadkit_testbed::tts_http::serve_on(listener, TtsHttpSimConfig::default());
+        Some(Box::new(Running {
+            url: server.base_url(),
+            stop: Box::new(move || Box::pin(server.shutdown())),
+        }))
     }
 }

@@ -8,6 +8,7 @@
 //! | [`sse_app`] | a generic SSE application framed like FastAPI + sse-starlette |
 //! | [`json`] | a plain JSON request/response server |
 //! | [`replay`] | replays a response captured from a real server (wire samples) |
+//! | [`tts_http`] | OpenAI-compatible `POST /v1/audio/speech`: WAV or PCM audio, streamed in chunks or whole |
 //! | [`tts_ws`] | a text-to-speech document reader over WebSocket (`synthesize` batches in, `status` messages and WAV/PCM audio out) with a worker pool, cached mode and model/voice errors |
 //! | [`ws_chat`] | a WebSocket chat application (`{"type":"chat"}` in, `token` / `done` / `error` out) on its own single-threaded event loop, with blocking prefills, keepalive and faults |
 //!
@@ -54,5 +55,7 @@ pub mod replay;
 mod server;
 pub use server::{Connections, Flush, Transport};
 pub mod sse_app;
+pub mod tts_http;
 pub mod tts_ws;
+mod wav;
 pub mod ws_chat;

@@ -483,22 +483,10 @@ fn audio(config: &TtsWsSimConfig, duration: Duration) -> Bytes {
     match config.format {
         AudioFormat::Pcm => Bytes::from(vec![0u8; data]),
         AudioFormat::Wav => {
-            let mut out = Vec::with_capacity(44 + data);
-            let data32 = u32::try_from(data).unwrap_or(u32::MAX);
-            out.extend_from_slice(b"RIFF");
-            out.extend_from_slice(&data32.saturating_add(36).to_le_bytes());
-            out.extend_from_slice(b"WAVEfmt ");
-            out.extend_from_slice(&16u32.to_le_bytes());
-            out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-            out.extend_from_slice(&1u16.to_le_bytes()); // mono
-            out.extend_from_slice(&config.sample_rate.to_le_bytes());
-            out.extend_from_slice(&config.sample_rate.saturating_mul(2).to_le_bytes());
-            out.extend_from_slice(&2u16.to_le_bytes()); // block align
-            out.extend_from_slice(&16u16.to_le_bytes()); // bits
-            out.extend_from_slice(b"data");
-            out.extend_from_slice(&data32.to_le_bytes());
+            let mut out = bytes::BytesMut::with_capacity(44 + data);
+            crate::wav::header(&mut out, config.sample_rate, u32::try_from(data).ok());
             out.resize(44 + data, 0);
-            Bytes::from(out)
+            out.freeze()
         }
     }
 }

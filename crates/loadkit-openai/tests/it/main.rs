@@ -5,6 +5,7 @@
 mod errors;
 mod linger;
 mod samples;
+mod speech;
 mod stale;
 mod support;
 mod timing;
