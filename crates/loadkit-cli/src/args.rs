@@ -155,6 +155,17 @@ pub(crate) enum OnSaturation {
     Drop,
 }
 
+/// The services of a voice stack `--service` load-tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Service {
+    /// Speech to text (`--protocol asr` at --asr-url).
+    Asr,
+    /// Text to speech (`--tts-protocol` at --tts-url).
+    Tts,
+    /// Both side by side, with the same load pattern.
+    Both,
+}
+
 /// Built-in prompts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum PromptPreset {
@@ -170,7 +181,7 @@ pub(crate) enum PromptPreset {
     Numbers,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct RunArgs {
     /// The target, the workload and the report.
     #[command(flatten)]
@@ -232,10 +243,56 @@ pub(crate) struct RunArgs {
     /// Stop the run after this many failed requests (0: never). Exit code 1 when reached.
     #[arg(long, value_name = "N", default_value = "0")]
     pub(crate) max_failures: u64,
+
+    /// Load-test a voice stack: its ASR, its TTS, or both side by side (one run each, with
+    /// this load pattern; one summary each; reports in --out/asr and --out/tts). Chooses the
+    /// protocols itself: use --asr-url and --tts-url, not --protocol and --url.
+    #[arg(long, value_enum, value_name = "SERVICE", help_heading = "Voice stack")]
+    pub(crate) service: Option<Service>,
+
+    /// The ASR service's URL [default: the built-in ASR simulator].
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "service",
+        help_heading = "Voice stack"
+    )]
+    pub(crate) asr_url: Option<String>,
+
+    /// The TTS service's URL [default: the built-in simulator of --tts-protocol].
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "service",
+        help_heading = "Voice stack"
+    )]
+    pub(crate) tts_url: Option<String>,
+
+    /// How the TTS service is spoken to.
+    #[arg(long, value_name = "PROTOCOL", default_value = "tts-ws", value_parser = ["tts-ws", "tts-http"], help_heading = "Voice stack")]
+    pub(crate) tts_protocol: String,
+
+    /// The ASR service's model (instead of --model).
+    #[arg(
+        long,
+        value_name = "MODEL",
+        requires = "service",
+        help_heading = "Voice stack"
+    )]
+    pub(crate) asr_model: Option<String>,
+
+    /// The TTS service's model (instead of --model).
+    #[arg(
+        long,
+        value_name = "MODEL",
+        requires = "service",
+        help_heading = "Voice stack"
+    )]
+    pub(crate) tts_model: Option<String>,
 }
 /// What every command that sends requests shares: the target and protocol, the prompt and
 /// generation settings, timeouts, and where the report goes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct TargetArgs {
     /// Target: the base URL as OpenAI SDKs take it (http://host:8000/v1) or the full endpoint
     /// URL. Without it, the built-in simulator is started and load-tested.
@@ -395,6 +452,11 @@ pub(crate) struct TargetArgs {
     /// -v given (copied from the global flag by `args::parse`): a line per request.
     #[arg(skip)]
     pub(crate) verbose: bool,
+
+    /// --protocol or --url given on the command line (filled by `args::parse`), which
+    /// --service refuses.
+    #[arg(skip)]
+    pub(crate) target_given: bool,
 }
 
 #[derive(Debug, Args)]
@@ -496,6 +558,10 @@ pub(crate) fn parse(argv: Vec<String>) -> Result<Cli, clap::Error> {
     if let (Some(target), Some((_, sub))) = (target, matches.subcommand()) {
         target.protocol_options = crate::registry::given(sub);
         target.verbose = verbose;
+        target.target_given = ["protocol", "url"].iter().any(|id| {
+            sub.try_get_raw(id).ok().flatten().is_some()
+                && sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+        });
     }
     Ok(cli)
 }

@@ -11,6 +11,7 @@ mod run;
 mod scenario;
 mod secret;
 mod serve;
+mod service;
 mod stderr;
 mod sweep;
 mod verbose;

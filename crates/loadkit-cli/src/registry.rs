@@ -105,6 +105,13 @@ pub(crate) fn given(matches: &ArgMatches) -> Vec<(String, Vec<String>)> {
     out
 }
 
+/// `true` when the protocol named `name` takes the option `--long`.
+pub(crate) fn accepts(name: &str, long: &str) -> bool {
+    options()
+        .get(long)
+        .is_some_and(|(_, names)| names.contains(&name))
+}
+
 /// The options for `name` of `protocol`; a given option it does not accept is a usage error
 /// naming the protocols that do.
 pub(crate) fn options_for(

@@ -21,6 +21,54 @@ use crate::{exit, process, registry, Fatal};
 /// Duration of a run given neither --duration nor --requests.
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
+    if let Some(service) = args.service {
+        return crate::service::run(args, service).await;
+    }
+    if args.asr_url.is_some() || args.tts_url.is_some() {
+        return Err(Fatal::usage("--asr-url and --tts-url need --service"));
+    }
+    let Some(ready) = prepare(args).await? else {
+        return Ok(exit::OK);
+    };
+    let done = ready.execute().await?;
+    Ok(done.print())
+}
+
+/// A run built and checked, its load not started yet.
+pub(crate) struct Ready {
+    args: RunArgs,
+    launch: Box<dyn loadkit_core::protocol::Launch>,
+    simulator: Option<Box<dyn Simulator>>,
+    load: Schedule,
+    duration: Option<Duration>,
+}
+
+/// A finished run: its summary, where its report went, its exit code.
+pub(crate) struct Done {
+    pub(crate) summary: String,
+    pub(crate) written: std::io::Result<PathBuf>,
+    pub(crate) code: u8,
+}
+
+impl Done {
+    /// Prints the summary and the report's path; the exit code.
+    pub(crate) fn print(&self) -> u8 {
+        print!("\n{}", self.summary);
+        match &self.written {
+            Ok(path) => {
+                println!("Report      {}", path.display());
+                self.code
+            }
+            Err(e) => {
+                eprintln!("error: could not write the report: {e}");
+                exit::USAGE
+            }
+        }
+    }
+}
+
+/// Builds the run `args` ask for and checks its target (`None`: a dry run, already printed).
+pub(crate) async fn prepare(args: RunArgs) -> Result<Option<Ready>, Fatal> {
     let (protocol, name) = registry::find(&args.target.protocol)?;
     let load = pattern::build(&args.load, args.target.seed).map_err(Fatal::usage)?;
     // A pattern that ends by itself (stages) sets the default duration.
@@ -38,7 +86,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
         let mut load = load;
         let horizon = duration.unwrap_or(DEFAULT_DURATION) + args.warmup;
         crate::plan::print_plan(&mut load, horizon, None)?;
-        return Ok(exit::OK);
+        return Ok(None);
     }
     let options = registry::options_for(protocol, name, &args.target.protocol_options)?;
 
@@ -71,33 +119,54 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
         .preflight()
         .await
         .map_err(|e| Fatal::new(exit::UNREACHABLE, e))?;
-    let target = launch.target().to_owned();
-    let protocol_settings = launch.settings();
-    let outcome = launch
-        .run(plan(&args, load, duration))
-        .await
-        .map_err(|e| Fatal::new(exit::USAGE, e))?;
-    let result = outcome.result;
+    Ok(Some(Ready {
+        args,
+        launch,
+        simulator,
+        load,
+        duration,
+    }))
+}
 
-    let mut report = Report::from_run(
-        &result,
-        meta(&args, target, simulator.is_some(), &protocol_settings),
-    );
-    report.add_sections(&outcome.sections);
-    let out_dir = args.target.out.clone().unwrap_or_else(default_out_dir);
-    let written = write_report(&out_dir, &report);
-    print!("\n{}", crate::secret::redact(&render_summary(&report)));
-    match &written {
-        Ok(path) => println!("Report      {}", path.display()),
-        Err(e) => eprintln!("error: could not write the report: {e}"),
+impl Ready {
+    /// The protocol's target URL.
+    pub(crate) fn target(&self) -> &str {
+        self.launch.target()
     }
-    if let Some(sim) = simulator {
-        sim.shutdown().await;
+
+    /// Runs the load, writes the report, renders the summary.
+    pub(crate) async fn execute(self) -> Result<Done, Fatal> {
+        let Ready {
+            args,
+            launch,
+            simulator,
+            load,
+            duration,
+        } = self;
+        let target = launch.target().to_owned();
+        let protocol_settings = launch.settings();
+        let outcome = launch
+            .run(plan(&args, load, duration))
+            .await
+            .map_err(|e| Fatal::new(exit::USAGE, e))?;
+        let result = outcome.result;
+
+        let mut report = Report::from_run(
+            &result,
+            meta(&args, target, simulator.is_some(), &protocol_settings),
+        );
+        report.add_sections(&outcome.sections);
+        let out_dir = args.target.out.clone().unwrap_or_else(default_out_dir);
+        let written = write_report(&out_dir, &report);
+        if let Some(sim) = simulator {
+            sim.shutdown().await;
+        }
+        Ok(Done {
+            summary: crate::secret::redact(&render_summary(&report)),
+            written,
+            code: exit_code(&result),
+        })
     }
-    if written.is_err() {
-        return Ok(exit::USAGE);
-    }
-    Ok(exit_code(&result))
 }
 
 /// Starts `protocol`'s built-in simulator for `name` on `addr`.
