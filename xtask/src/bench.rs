@@ -14,7 +14,10 @@
 //! endpoint parsed and counted. Phase 6 (the `parse_cpu` example of loadkit-openai) frames and
 //! parses OpenAI chunks in memory, one event per push, with no socket: CPU-only figures that stay
 //! stable on a busy machine, for ASCII, `\n`-heavy and `\uXXXX`-escaped content and for one
-//! 1 MiB event trickled in 64-byte pushes.
+//! 1 MiB event trickled in 64-byte pushes. Phase 7 is plain keep-alive requests beside wrk;
+//! phase 8 is 200 TTS-over-WebSocket listeners (cached audio, so the client's playback, refill
+//! timers and audio parsing are all that is measured) with their schedule lag (budget: p99
+//! under 1 ms).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -483,6 +486,8 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
     }
     // Phase 7: plain keep-alive requests (no streaming), beside wrk when it is installed.
     plain_requests(&bin, &o, &out)?;
+    // Phase 8: speech: many TTS listeners on one client core.
+    speech(&bin, &out)?;
 
     // Phase 6: framing and parsing alone, in memory (the example prints its own lines).
     let parse = pinned(0, &root().join("target/release/examples/parse_cpu"))
@@ -562,6 +567,53 @@ fn plain_requests(bin: &Path, o: &Options, out: &Path) -> Result<()> {
         "  loadkit vs wrk                        {:>9.2}x  (budget >= 1.0x: {})",
         loadkit / wrk,
         verdict(loadkit >= wrk)
+    );
+    Ok(())
+}
+
+/// The issue-10 budget: listeners' schedule lag p99 on one client core, in ms.
+const SPEECH_LAG_P99_MS: f64 = 1.0;
+
+/// Phase 8: 200 TTS-WS listeners reading 10 blocks each from the cached-audio simulator
+/// (answers at once: the client's cost alone), staggered 5 ms apart, one session each.
+fn speech(bin: &Path, out: &Path) -> Result<()> {
+    let (server, url) = start_sim(bin, "tts-ws", "0ms", "0ms", 1, "per-token")?;
+    let dir = out.join("tts-ws");
+    let before = server.cpu_s();
+    let status = pinned(0, bin)
+        .args(["run", "--protocol", "tts-ws", "--url", &url, "--quiet"])
+        .args(["--users", "200", "--iterations", "1", "--stagger", "5ms"])
+        .args(["--blocks", "10", "--prefetch", "2", "--refill-below", "1s"])
+        .args(["--block-words", "2", "--out"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot start the client")?;
+    if !status.success() {
+        bail!("the tts-ws client failed ({status})");
+    }
+    let server_cpu = server.cpu_s().zip(before).map(|(a, b)| a - b);
+    drop(server);
+    let r: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("report.json")).context("reading report.json")?,
+    )?;
+    let lag = f(&r, &["metrics", "schedule_lag", "p99"]);
+    let cpu = f(&r, &["generator", "cpu_s"]);
+    let wall = f(&r, &["run", "elapsed_s"]);
+    println!("bench-stream: 200 TTS-WS listeners x 10 blocks, cached audio, one client core");
+    println!(
+        "  sessions {}/{} · blocks {}/{} · underruns {} · wall {wall:.1} s",
+        f(&r, &["tts", "sessions_completed"]),
+        f(&r, &["tts", "sessions"]),
+        f(&r, &["tts", "blocks_completed"]),
+        f(&r, &["tts", "blocks_total"]),
+        f(&r, &["tts", "underruns"]),
+    );
+    println!(
+        "  client CPU {cpu:.2} s ({:.1} % of a core; server {:.1} %) · schedule lag p99 {lag:.3} ms (budget < {SPEECH_LAG_P99_MS} ms: {})",
+        100.0 * cpu / wall,
+        server_cpu.map_or(f64::NAN, |c| 100.0 * c / wall),
+        verdict(lag < SPEECH_LAG_P99_MS)
     );
     Ok(())
 }

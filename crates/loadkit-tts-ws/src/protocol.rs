@@ -272,11 +272,17 @@ impl Protocol for TtsWs {
         &self,
         _: &str,
         listener: std::net::TcpListener,
-        _: &loadkit_core::protocol::SimScript,
+        script: &loadkit_core::protocol::SimScript,
     ) -> Option<Box<dyn loadkit_core::protocol::Simulator>> {
         use loadkit_http::protocol::sim::Running;
         use loadkit_testbed::tts_ws::TtsWsSimConfig;
-        let server = loadkit_testbed::tts_ws::serve_on(listener, TtsWsSimConfig::default()).ok()?;
+        // Zero pacing (`serve-sim --ttft 0ms --itl 0ms`, as the benchmark runs it): cached
+        // audio, every block answered at once.
+        let config = TtsWsSimConfig {
+            cached: script.ttft.is_zero() && script.itl.is_zero(),
+            ..TtsWsSimConfig::default()
+        };
+        let server = loadkit_testbed::tts_ws::serve_on(listener, config).ok()?;
         Some(Box::new(Running {
             url: server.url(),
             stop: Box::new(move || Box::pin(server.shutdown())),
