@@ -12,7 +12,8 @@ use loadkit_core::{Control, Event, Observer, Phase};
 
 use crate::stderr::StderrLines;
 
-/// Prints elapsed time, request rate, in-flight, ok/failed and the last 10 s TTFT p50/p95.
+/// Prints elapsed time, request rate, in-flight, ok/failed and the last 10 s TTFT p50/p95 (E2E
+/// p50 for requests without text, such as speech).
 pub(crate) struct LiveLine {
     tty: bool,
     planned: Option<Duration>,
@@ -51,19 +52,39 @@ impl Observer for LiveLine {
         let of = self
             .planned
             .map_or_else(String::new, |p| format!("/{}s", p.as_secs()));
-        let line = format!(
-            "[{:>4}s{of}{phase}] {:>7.1} req/s · {:>7.0} tok/s · in flight {:>4} · ok {} · failed {}{} · TTFT p50 {} p95 {} ms (last {}s)",
-            live.elapsed.as_secs(),
-            live.completed_per_s,
-            live.output_tokens_per_s,
-            live.in_flight,
-            live.succeeded,
-            live.failed,
-            if live.missed > 0 { format!(" · missed {}", live.missed) } else { String::new() },
-            ms(live.ttft_p50),
-            ms(live.ttft_p95),
-            live.window.as_secs(),
-        );
+        let missed = if live.missed > 0 {
+            format!(" · missed {}", live.missed)
+        } else {
+            String::new()
+        };
+        // Requests without text (speech sessions, uploads) have no tokens and no TTFT: their
+        // duration is what moves.
+        let textless = live.ttft_p50.is_none() && live.output_tokens_per_s == 0.0;
+        let line = if textless && live.e2e_p50.is_some() {
+            format!(
+                "[{:>4}s{of}{phase}] {:>7.1} req/s · in flight {:>4} · ok {} · failed {}{missed} · E2E p50 {} ms (last {}s)",
+                live.elapsed.as_secs(),
+                live.completed_per_s,
+                live.in_flight,
+                live.succeeded,
+                live.failed,
+                ms(live.e2e_p50),
+                live.window.as_secs(),
+            )
+        } else {
+            format!(
+                "[{:>4}s{of}{phase}] {:>7.1} req/s · {:>7.0} tok/s · in flight {:>4} · ok {} · failed {}{missed} · TTFT p50 {} p95 {} ms (last {}s)",
+                live.elapsed.as_secs(),
+                live.completed_per_s,
+                live.output_tokens_per_s,
+                live.in_flight,
+                live.succeeded,
+                live.failed,
+                ms(live.ttft_p50),
+                ms(live.ttft_p95),
+                live.window.as_secs(),
+            )
+        };
         // Not taken: the writer is still busy with an earlier line; this one is skipped.
         let _ = self.lines.send(line);
         Control::Continue
