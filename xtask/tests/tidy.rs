@@ -68,7 +68,10 @@ fn crate_dependencies_point_the_agreed_way() {
             "loadkit-tts-ws",
             &["loadkit-core", "loadkit-ws", "loadkit-http", "loadkit-sse"],
         ),
-        ("loadkit-asr-multipart", &["loadkit-core", "loadkit-http"]),
+        (
+            "loadkit-asr-multipart",
+            &["loadkit-core", "loadkit-http", "loadkit-sse"],
+        ),
         ("loadkit-report", &["loadkit-core", "loadkit-metrics"]),
         ("loadkit-testbed", &[]),
     ];

@@ -20,6 +20,7 @@ pub(crate) const PROTOCOLS: &[&dyn Protocol] = &[
     &loadkit_ws::protocol::WS_CHAT,
     &loadkit_tts_ws::protocol::TTS_WS,
     &loadkit_openai::protocol::TTS_HTTP,
+    &loadkit_asr_multipart::protocol::ASR,
 ];
 
 /// The `--protocol` values, with their help.

@@ -1623,3 +1623,115 @@ fn tts_http_reports_first_audio_and_real_time_factor_from_the_built_in_simulator
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--response-format"), "{}", stderr(&o));
 }
+
+#[test]
+fn asr_groups_the_queues_503s_and_service_both_runs_asr_and_tts_side_by_side() {
+    // 14 uploads at once against the simulator's 2 workers + 8 places.
+    let out = tmp("asr");
+    let o = loadkit(&[
+        "run",
+        "--protocol",
+        "asr",
+        "--users",
+        "14",
+        "--iterations",
+        "1",
+        "--expected",
+        "the quick brown fox jumped over the lazy dog",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    assert_eq!(r["consistency"]["passed"], true, "{:#}", r["consistency"]);
+    assert_eq!(r["totals"]["succeeded"], 10);
+    assert_eq!(
+        r["errors"][0]["message"],
+        "HTTP 503: Too many concurrent requests"
+    );
+    assert_eq!(r["errors"][0]["count"], 4);
+    assert_eq!(r["asr"]["wer_requests"], 10);
+    assert!(
+        (r["asr"]["wer"].as_f64().unwrap() - 1.0 / 9.0).abs() < 1e-9,
+        "{:#}",
+        r["asr"]
+    );
+    assert_eq!(r["asr"]["audio_seconds_total"], 20.0);
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        summary.contains("[4x] HTTP 503: Too many concurrent requests"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("Requests    14 sent · 10 ok · 4 failed (71.4 % success)"),
+        "{summary}"
+    );
+    // A real server needs the audio named.
+    let o = loadkit(&["run", "--protocol", "asr", "--url", "http://127.0.0.1:9/v1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--audio FILE|DIR"), "{}", stderr(&o));
+
+    // Both services of a voice stack at once, each with its own options and report.
+    let out = tmp("service-both");
+    let o = loadkit(&[
+        "run",
+        "--service",
+        "both",
+        "--users",
+        "2",
+        "--iterations",
+        "1",
+        "--blocks",
+        "3",
+        "--prefetch",
+        "3",
+        "--block-words",
+        "1",
+        "--transcription-format",
+        "text",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let asr = report(&out.join("asr"));
+    let tts = report(&out.join("tts"));
+    assert_eq!(asr["run"]["protocol"], "asr");
+    assert_eq!(asr["totals"]["succeeded"], 2);
+    assert_eq!(tts["run"]["protocol"], "tts-ws");
+    assert_eq!(tts["tts"]["blocks_completed"], 6);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("== asr service ==") && stdout.contains("== tts service =="),
+        "{stdout}"
+    );
+    // An option neither service takes, and --url, are refused before any load.
+    let o = loadkit(&[
+        "run",
+        "--service",
+        "tts",
+        "--tts-protocol",
+        "tts-http",
+        "--blocks",
+        "3",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--blocks applies to none"),
+        "{}",
+        stderr(&o)
+    );
+    let o = loadkit(&["run", "--service", "asr", "--url", "http://127.0.0.1:9"]);
+    assert_eq!(o.status.code(), Some(2));
+    // An unreachable service stops the whole command, naming it.
+    let o = loadkit(&[
+        "run",
+        "--service",
+        "both",
+        "--asr-url",
+        "http://127.0.0.1:9/v1",
+        "--audio",
+        "Cargo.toml",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("asr service"), "{}", stderr(&o));
+}

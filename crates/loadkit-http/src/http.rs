@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_TYPE, HOST, USER_AGENT};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::BodyExt as _;
 use hyper::body::{Body as _, Frame, Incoming};
 use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -24,6 +24,7 @@ use loadkit_core::{Probe, RequestError};
 use tokio::time::{Instant, Sleep};
 use tower_service::Service as _;
 
+use crate::body::RequestBody;
 use crate::classify;
 use crate::connect::{connector, Connector, Served};
 use crate::message::error_body_message;
@@ -152,7 +153,7 @@ pub fn parse_url(url: &str) -> Result<Uri, HttpConfigError> {
 /// the middle of a body → `truncated`.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: LegacyClient<Connector, Full<Bytes>>,
+    client: LegacyClient<Connector, RequestBody>,
     connector: Connector,
     config: HttpConfig,
     user_agent: Option<HeaderValue>,
@@ -222,6 +223,29 @@ impl HttpClient {
         request: http::Request<Bytes>,
         probe: &mut Probe,
     ) -> Result<Response, RequestError> {
+        self.send_with(request, probe, None).await
+    }
+
+    /// [`send`](Self::send) for a large body (an audio file), handed to the connection in
+    /// chunks of [`UPLOAD_CHUNK`](crate::UPLOAD_CHUNK): the span `upload` (from `sent`) is
+    /// recorded on `probe` under `upload` when the connection took the body's last chunk
+    /// (hyper's write buffer holds up to about 400 KB, so the span ends when all but that much
+    /// has gone into the socket), unless the response head came first.
+    pub async fn send_upload(
+        &self,
+        request: http::Request<Bytes>,
+        upload: &'static str,
+        probe: &mut Probe,
+    ) -> Result<Response, RequestError> {
+        self.send_with(request, probe, Some(upload)).await
+    }
+
+    async fn send_with(
+        &self,
+        request: http::Request<Bytes>,
+        probe: &mut Probe,
+        upload: Option<&'static str>,
+    ) -> Result<Response, RequestError> {
         let (mut parts, body) = request.into_parts();
         if let Some(ua) = &self.user_agent {
             parts
@@ -231,8 +255,31 @@ impl HttpClient {
         }
         let timeout = self.config.first_byte_timeout;
         let deadline = Instant::now() + timeout;
-        let first = http::Request::from_parts(parts.clone(), Full::new(body.clone()));
-        let response = match tokio::time::timeout_at(deadline, self.client.request(first)).await {
+        let (first_body, mut uploaded) = match upload {
+            None => (RequestBody::full(body.clone()), None),
+            Some(_) => {
+                let (b, rx) = RequestBody::upload(body.clone());
+                (b, Some(rx))
+            }
+        };
+        let first = http::Request::from_parts(parts.clone(), first_body);
+        let sending = tokio::time::timeout_at(deadline, self.client.request(first));
+        tokio::pin!(sending);
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                done = async { uploaded.as_mut().expect("guarded").await }, if uploaded.is_some() => {
+                    uploaded = None;
+                    if done.is_ok() {
+                        if let Some(name) = upload {
+                            probe.span(name, probe.sent_stamp(), Duration::ZERO);
+                        }
+                    }
+                }
+                outcome = &mut sending => break outcome,
+            }
+        };
+        let response = match outcome {
             Err(_) => return Err(RequestError::timeout(TimeoutPhase::FirstByte, timeout)),
             Ok(Ok(response)) => response,
             Ok(Err(e)) if classify::is_stale_connection(&e) => {
@@ -298,7 +345,7 @@ impl HttpClient {
             .unwrap_or_else(|_| Uri::from_static("/"));
         parts.uri = target;
         sender
-            .send_request(http::Request::from_parts(parts, Full::new(body)))
+            .send_request(http::Request::from_parts(parts, RequestBody::full(body)))
             .await
             .map_err(|e| classify::head_error(&e))
     }

@@ -22,6 +22,7 @@
 //! - Error messages carry no per-request values, so identical failures group in the report.
 //! - No stream format: framing (SSE, NDJSON) lives in loadkit-sse.
 
+mod body;
 mod classify;
 mod connect;
 mod header;
@@ -29,6 +30,7 @@ mod http;
 pub mod message;
 pub mod protocol;
 
+pub use body::UPLOAD_CHUNK;
 pub use header::{insert_headers, parse_header, HeaderError};
 pub use http::{
     parse_url, preflight, HttpClient, HttpConfig, HttpConfigError, Response, ResponseBody,

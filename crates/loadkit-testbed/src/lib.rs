@@ -3,6 +3,7 @@
 //!
 //! | module | server |
 //! |---|---|
+//! | [`asr`] | OpenAI-compatible `POST /v1/audio/transcriptions` (multipart) with workers, a bounded queue (503 beyond), an upload limit (413) and bad-audio 400s |
 //! | [`openai`] | OpenAI-compatible `/v1/chat/completions` and `/v1/completions`, streaming and not, with tool calling |
 //! | [`ollama`] | Ollama's `/api/chat`, `/api/generate` (NDJSON or one body) and `/api/tags`, with cold loads |
 //! | [`sse_app`] | a generic SSE application framed like FastAPI + sse-starlette |
@@ -44,6 +45,7 @@
 //!   test can assert exact counts.
 //! - The library never prints: diagnostics go through `tracing`.
 
+pub mod asr;
 #[cfg(feature = "harness")]
 pub mod harness;
 pub mod json;
