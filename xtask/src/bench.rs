@@ -16,8 +16,8 @@
 //! stable on a busy machine, for ASCII, `\n`-heavy and `\uXXXX`-escaped content and for one
 //! 1 MiB event trickled in 64-byte pushes. Phase 7 is plain keep-alive requests beside wrk;
 //! phase 8 is 200 TTS-over-WebSocket listeners (cached audio, so the client's playback, refill
-//! timers and audio parsing are all that is measured) with their schedule lag (budget: p99
-//! under 1 ms).
+//! timers and audio parsing are all that is measured) and 64 concurrent ASR uploads (instant
+//! answers), each with its schedule lag (budget: p99 under 1 ms).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -615,5 +615,63 @@ fn speech(bin: &Path, out: &Path) -> Result<()> {
         server_cpu.map_or(f64::NAN, |c| 100.0 * c / wall),
         verdict(lag < SPEECH_LAG_P99_MS)
     );
+
+    // 64 concurrent ASR uploads of a 2 s 16 kHz WAV (64 KB) for 5 s, against a simulator with
+    // room for all that answers each after 200 ms (rtf 0.1): the client's cost per upload.
+    let (server, url) = start_sim(bin, "asr", "200ms", "0ms", 1, "per-token")?;
+    let dir = out.join("asr");
+    std::fs::create_dir_all(&dir)?;
+    let clip = dir.join("clip.wav");
+    std::fs::write(&clip, silent_wav(16_000, 2))?;
+    let before = server.cpu_s();
+    let status = pinned(0, bin)
+        .args(["run", "--protocol", "asr", "--url", &url, "--quiet"])
+        .args(["--users", "64", "--duration", "5s", "--audio"])
+        .arg(&clip)
+        .arg("--out")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot start the client")?;
+    if !status.success() {
+        bail!("the asr client failed ({status})");
+    }
+    let server_cpu = server.cpu_s().zip(before).map(|(a, b)| a - b);
+    drop(server);
+    let r: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("report.json")).context("reading report.json")?,
+    )?;
+    let lag = f(&r, &["metrics", "schedule_lag", "p99"]);
+    let cpu = f(&r, &["generator", "cpu_s"]);
+    let secs = f(&r, &["run", "duration_s"]);
+    let ok = f(&r, &["totals", "succeeded"]);
+    println!("bench-stream: 64 concurrent ASR uploads (2 s WAV, 64 KB) x 5 s, answered after 200 ms, one client core");
+    println!(
+        "  {ok:.0} uploads ({:.0} failed) · {:.0} uploads per client CPU-second · server {:.0} % of a core · schedule lag p99 {lag:.3} ms (budget < {SPEECH_LAG_P99_MS} ms: {})",
+        f(&r, &["totals", "failed"]),
+        ok / cpu,
+        server_cpu.map_or(f64::NAN, |c| 100.0 * c / secs),
+        verdict(lag < SPEECH_LAG_P99_MS)
+    );
     Ok(())
+}
+
+/// `seconds` of silence as a 16-bit mono WAV at `rate`.
+fn silent_wav(rate: u32, seconds: u32) -> Vec<u8> {
+    let data = rate * 2 * seconds;
+    let mut out = Vec::with_capacity(44 + data as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data.to_le_bytes());
+    out.resize(44 + data as usize, 0);
+    out
 }

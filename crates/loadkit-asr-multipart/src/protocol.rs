@@ -159,11 +159,26 @@ impl Protocol for Asr {
         &self,
         _: &str,
         listener: std::net::TcpListener,
-        _: &loadkit_core::protocol::SimScript,
+        script: &loadkit_core::protocol::SimScript,
     ) -> Option<Box<dyn loadkit_core::protocol::Simulator>> {
         use loadkit_http::protocol::sim::Running;
+        use loadkit_testbed::asr::AsrSimConfig;
         let listener = tokio::net::TcpListener::from_std(listener).ok()?;
-        let server = loadkit_testbed::asr::serve_on(listener, Default::default());
+        // No ITL (`serve-sim --protocol asr --ttft 200ms --itl 0ms`, as the benchmark runs
+        // it): room for every request, each answered after the TTFT, so the client's cost is
+        // what is measured.
+        let config = if script.itl.is_zero() {
+            AsrSimConfig {
+                workers: 4096,
+                queue: 4096,
+                rtf: 0.0,
+                overhead: script.ttft,
+                ..AsrSimConfig::default()
+            }
+        } else {
+            AsrSimConfig::default()
+        };
+        let server = loadkit_testbed::asr::serve_on(listener, config);
         Some(Box::new(Running {
             url: server.base_url(),
             stop: Box::new(move || Box::pin(server.shutdown())),
