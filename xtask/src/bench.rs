@@ -626,7 +626,9 @@ fn speech(bin: &Path, out: &Path) -> Result<()> {
     let before = server.cpu_s();
     let status = pinned(0, bin)
         .args(["run", "--protocol", "asr", "--url", &url, "--quiet"])
-        .args(["--users", "64", "--duration", "5s", "--audio"])
+        // Staggered over one service time, as callers arrive, not all in the same millisecond.
+        .args(["--users", "64", "--stagger", "3ms"])
+        .args(["--duration", "5s", "--audio"])
         .arg(&clip)
         .arg("--out")
         .arg(&dir)

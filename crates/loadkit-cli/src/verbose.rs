@@ -12,7 +12,8 @@ use crate::stderr::StderrLines;
 /// Lines waiting for the writer before further ones are dropped (and counted).
 const BACKLOG: usize = 4096;
 
-/// Prints `#SEQ [user U] ok|failed|cancelled e2e … ttft … N tokens [: error]` per request.
+/// Prints `#SEQ [user U] ok|failed|cancelled e2e … [ttft …] [N tokens] [: error]` per request
+/// (tokens when there were any).
 pub(crate) struct RequestLines {
     lines: StderrLines,
     dropped: u64,
@@ -43,7 +44,11 @@ pub(crate) fn line(r: &RequestRecord) -> String {
     if let Some(t) = r.ttft() {
         out.push_str(&format!(" ttft {:.1} ms", ms(t)));
     }
-    out.push_str(&format!(" {} tokens", r.output_tokens_or_counted()));
+    // Requests without text (speech, uploads) have no tokens to count.
+    let tokens = r.output_tokens_or_counted();
+    if tokens > 0 || r.ttft().is_some() {
+        out.push_str(&format!(" {tokens} tokens"));
+    }
     if r.warmup {
         out.push_str(" (warm-up)");
     }
@@ -101,7 +106,7 @@ mod tests {
         r.content_units = 0;
         assert_eq!(
             line(&r),
-            "#7 user 2 failed e2e 240.0 ms 0 tokens: [http_status] HTTP 503: Too many concurrent requests"
+            "#7 user 2 failed e2e 240.0 ms: [http_status] HTTP 503: Too many concurrent requests"
         );
     }
 }
