@@ -68,7 +68,6 @@ impl Collector {
         observers: Vec<Box<dyn Observer>>,
         max_failures: Option<u64>,
         stop: CancellationToken,
-        start: Instant,
         tick: Duration,
         warmup: bool,
     ) -> Self {
@@ -79,7 +78,8 @@ impl Collector {
             stop,
             stop_reason: None,
             last_end: Duration::ZERO,
-            start,
+            // Set by `run`: the run's start is fixed only after this (slow) setup.
+            start: Instant::now(),
             tick,
             phase: if warmup {
                 Phase::Warmup
@@ -100,8 +100,10 @@ impl Collector {
         }
     }
 
-    /// Runs until every sender is gone, ticking for live views and the timeline.
-    pub(crate) async fn run(mut self, mut rx: UnboundedReceiver<Msg>) -> Self {
+    /// Runs until every sender is gone, ticking for live views and the timeline, for a run
+    /// that starts at `start`.
+    pub(crate) async fn run(mut self, mut rx: UnboundedReceiver<Msg>, start: Instant) -> Self {
+        self.start = start;
         let mut ticker = tokio::time::interval_at(self.start + self.tick, self.tick);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(256);

@@ -480,19 +480,20 @@ where
         } = self;
         let (tx, rx) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        // The schedule starts a moment after setup, so the first arrivals are not late by the
-        // time it takes to spawn the collector and wake the runtime's threads.
-        let start = Instant::now() + START_LEAD;
-        let started_at = SystemTime::now() + START_LEAD;
+        // Made before the start is fixed: its dozens of histograms take milliseconds to
+        // allocate and zero, which would otherwise make the first arrivals late.
         let collector = Collector::new(
             observers,
             config.max_failures,
             stop.clone(),
-            start,
             Duration::from_secs(1),
             !config.warmup.is_zero(),
         );
-        let collector = tokio::spawn(collector.run(rx));
+        // The schedule starts a moment after setup, so the first arrivals are not late by the
+        // time it takes to spawn the collector and wake the runtime's threads.
+        let start = Instant::now() + START_LEAD;
+        let started_at = SystemTime::now() + START_LEAD;
+        let collector = tokio::spawn(collector.run(rx, start));
         let shared = Arc::new(Shared {
             client,
             source,
