@@ -50,6 +50,69 @@ pub(crate) enum Command {
     /// Find a limit by binary search: `probe max-context` brackets the largest prompt (in
     /// words) the server accepts.
     Probe(Box<ProbeArgs>),
+    /// Compare runs: key metrics of a baseline and new reports side by side, with deltas and a
+    /// verdict per row (better, worse, no significant change) from the recorded distributions.
+    #[command(after_help = COMPARE_EXAMPLES)]
+    Compare(CompareArgs),
+}
+
+const COMPARE_EXAMPLES: &str = "Examples:
+  loadkit compare runs/v1/report.json runs/v2/report.json
+  loadkit compare --base a1/report.json --base a2/report.json --new b1/report.json --new b2/report.json
+  loadkit compare base.json new.json --fail-if 'ttft.p95>+10%' --fail-if 'requests_per_s<-5%' --format md
+
+Exit codes: 0 no rule tripped, 1 a --fail-if rule tripped, 2 bad flags or unreadable reports.";
+
+#[derive(Debug, Args)]
+pub(crate) struct CompareArgs {
+    /// Reports: the first is the baseline, each further one a new run compared with it (or use
+    /// --base and --new to pool repeated runs).
+    #[arg(value_name = "REPORT.json")]
+    pub(crate) reports: Vec<PathBuf>,
+    /// A baseline run (repeatable: repeated runs of the same setup are pooled, and their spread
+    /// shown).
+    #[arg(long, value_name = "REPORT.json")]
+    pub(crate) base: Vec<PathBuf>,
+    /// A new run (repeatable, pooled like --base).
+    #[arg(long, value_name = "REPORT.json")]
+    pub(crate) new: Vec<PathBuf>,
+    /// Exit 1 when a rule trips, e.g. 'ttft.p95>+10%' (relative to the base), 'e2e.p99>+200ms'
+    /// (absolute, in the row's unit) or 'requests_per_s<-5%'. Rows: requests_per_s,
+    /// output_tokens_per_s, success, and METRIC.p50|p95|p99 for every metric both sides have.
+    /// Rules test the observed change, whatever the verdict. Repeatable.
+    #[arg(long = "fail-if", value_name = "RULE")]
+    pub(crate) fail_if: Vec<String>,
+    /// The smallest relative change that counts as better or worse (runs of one server differ
+    /// by a few percent from run to run).
+    #[arg(long, value_name = "PERCENT", default_value = "5%", value_parser = percent)]
+    pub(crate) min_change: f64,
+    /// Output: text (terminal), md (Markdown for a pull request) or html (one self-contained
+    /// page).
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: CompareFormat,
+    /// Write the output to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+/// How `loadkit compare` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CompareFormat {
+    /// A table for the terminal.
+    Text,
+    /// GitHub Markdown.
+    Md,
+    /// A self-contained HTML page.
+    Html,
+}
+
+/// `5%` or `5` → 0.05.
+fn percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches('%');
+    match number.parse::<f64>() {
+        Ok(p) if p.is_finite() && (0.0..=1000.0).contains(&p) => Ok(p / 100.0),
+        _ => Err(format!("must be a percentage such as 5%, got '{text}'")),
+    }
 }
 
 /// What a sweep grows.

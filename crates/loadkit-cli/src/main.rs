@@ -2,6 +2,7 @@
 //! terminal, files and exit codes; everything else lives in the library crates.
 
 mod args;
+mod compare;
 mod live;
 mod pattern;
 mod plan;
@@ -92,6 +93,7 @@ fn main() -> ExitCode {
             Command::ServeSim(args) => serve::serve(args).await,
             Command::Sweep(args) => sweep::sweep(*args).await,
             Command::Probe(args) => sweep::probe(*args).await,
+            Command::Compare(args) => compare::compare(&args),
         }
     });
     // In-flight tasks were cancelled; do not wait for stragglers.

@@ -1735,3 +1735,118 @@ fn asr_groups_the_queues_503s_and_service_both_runs_asr_and_tts_side_by_side() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("asr service"), "{}", stderr(&o));
 }
+
+/// Runs `--rps 200` for 4 s against `url` into `out` and returns the report's path.
+fn compare_run(url: &str, out: &Path) -> String {
+    let o = loadkit(&[
+        "run",
+        "--url",
+        url,
+        "--rps",
+        "200",
+        "--duration",
+        "4s",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    out.join("report.json").to_str().unwrap().to_owned()
+}
+
+#[test]
+fn compare_sees_no_change_between_runs_of_one_server_and_a_server_thirty_percent_slower_as_worse() {
+    let sim = |ms: u64| {
+        Sim::start(SimConfig {
+            ttft: Duration::from_millis(ms),
+            itl: Duration::from_millis(ms / 5),
+            output_tokens: 5,
+            usage: true,
+            ..SimConfig::default()
+        })
+    };
+    let (fast, slow) = (sim(50), sim(65));
+    let a = compare_run(&fast.url(), &tmp("cmp-a"));
+    let b = compare_run(&fast.url(), &tmp("cmp-b"));
+    let c = compare_run(&slow.url(), &tmp("cmp-c"));
+    let md = tmp("cmp.md");
+    let o = loadkit(&[
+        "compare",
+        &a,
+        &b,
+        &c,
+        "--format",
+        "md",
+        "--output",
+        md.to_str().unwrap(),
+        "--fail-if",
+        "ttft.p95>+10%",
+    ]);
+    // The slower server trips the rule; the same one does not.
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("fail-if 'ttft.p95>+10%' tripped on") && err.contains("cmp-c"),
+        "{err}"
+    );
+    assert!(!err.contains("cmp-b/report.json:"), "{err}");
+    let md = std::fs::read_to_string(&md).unwrap();
+    let tables: Vec<&str> = md.split("### ").skip(1).collect();
+    assert_eq!(tables.len(), 2, "{md}");
+    let verdict = |table: &str, row: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {row} |")))
+            .unwrap_or_else(|| panic!("no row {row} in {table}"))
+            .rsplit('|')
+            .nth(1)
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    for metric in ["ttft", "itl", "tpot", "e2e"] {
+        for stat in ["p50", "p95", "p99"] {
+            let row = format!("{metric}.{stat}");
+            assert_eq!(verdict(tables[0], &row), "no significant change", "{md}");
+        }
+    }
+    for row in [
+        "ttft.p50", "ttft.p95", "ttft.p99", "e2e.p50", "e2e.p95", "e2e.p99",
+    ] {
+        assert_eq!(verdict(tables[1], row), "**worse**", "{md}");
+    }
+    assert_eq!(verdict(tables[1], "success"), "no significant change");
+}
+
+#[test]
+fn compare_rejects_bad_input_with_one_line_and_exit_2() {
+    let missing = loadkit(&["compare", "/nonexistent/a.json", "/nonexistent/b.json"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let err = stderr(&missing);
+    assert!(
+        err.contains("cannot read /nonexistent/a.json") && err.lines().count() == 1,
+        "{err}"
+    );
+    let junk = tmp("cmp-junk");
+    std::fs::create_dir_all(&junk).unwrap();
+    let file = junk.join("x.json");
+    std::fs::write(&file, "{\"hello\": 1}").unwrap();
+    let f = file.to_str().unwrap();
+    let o = loadkit(&["compare", f, f]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("not a loadkit report"),
+        "{}",
+        stderr(&o)
+    );
+    let o = loadkit(&["compare", f]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("needs a baseline and at least one new report"));
+    let o = loadkit(&["compare", f, f, "--fail-if", "ttft.p95"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("invalid rule 'ttft.p95'"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -104,6 +104,33 @@ impl Histogram {
         self.inner.value_at_quantile(q.clamp(0.0, 1.0))
     }
 
+    /// A distribution-free confidence interval for the value at quantile `q`, in the raw
+    /// unit: the order-statistic interval, whose rank bounds are `n q ± z sqrt(n q (1 - q))`
+    /// (the normal approximation to the binomial count of values below the true quantile;
+    /// `z` = 1.96 for 95 %). A bound whose rank falls outside the values is unknown: 0 below,
+    /// `u64::MAX` above (8 values cannot bound a p99 from above). `(0, u64::MAX)` when empty.
+    pub fn quantile_interval(&self, q: f64, z: f64) -> (u64, u64) {
+        if self.is_empty() {
+            return (0, u64::MAX);
+        }
+        let q = q.clamp(0.0, 1.0);
+        let n = self.count() as f64;
+        let half = z.abs() * (n * q * (1.0 - q)).sqrt();
+        let (low, high) = (n * q - half, n * q + half + 1.0);
+        (
+            if low < 0.0 {
+                0
+            } else {
+                self.inner.value_at_quantile(low / n)
+            },
+            if high > n {
+                u64::MAX
+            } else {
+                self.inner.value_at_quantile(high / n)
+            },
+        )
+    }
+
     /// Mean of the recorded values, as a duration.
     pub fn mean(&self) -> Duration {
         Duration::from_nanos(self.inner.mean().round() as u64)
@@ -193,6 +220,31 @@ impl fmt::Debug for Histogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantile_interval_brackets_the_quantile_and_narrows_with_more_values() {
+        let mut small = Histogram::new();
+        let mut large = Histogram::new();
+        for v in 1..=100u64 {
+            small.record_value(v * 1_000);
+        }
+        for v in 1..=10_000u64 {
+            large.record_value(v * 10);
+        }
+        let (lo, hi) = small.quantile_interval(0.5, 1.96);
+        // 100 values: the median's 95 % interval spans about ranks 40 to 61.
+        assert!((39_000..=42_000).contains(&lo), "{lo}");
+        assert!((59_000..=62_000).contains(&hi), "{hi}");
+        let (lo, hi) = large.quantile_interval(0.5, 1.96);
+        assert!(lo < 50_000 && hi > 50_000);
+        // 10,000 values: ±98 ranks of 10 each, ~2 % of the median.
+        assert!(hi - lo < 2_500, "{lo}..{hi}");
+        assert_eq!(Histogram::new().quantile_interval(0.5, 1.96), (0, u64::MAX));
+        // 8 values: nothing bounds the p99 from above.
+        let mut few = Histogram::new();
+        (1..=8u64).for_each(|v| few.record_value(v));
+        assert_eq!(few.quantile_interval(0.99, 1.96).1, u64::MAX);
+    }
 
     #[test]
     fn percentiles_are_within_three_significant_digits() {

@@ -1,10 +1,12 @@
 //! The loadkit run report: the versioned JSON model that users' scripts and CI rely on, built
-//! from a [`RunResult`](loadkit_core::RunResult), and its terminal rendering.
+//! from a [`RunResult`](loadkit_core::RunResult), its terminal rendering, and the comparison of
+//! runs.
 //!
 //! The JSON contract is in docs/metrics.md and DESIGN.md section 9: the top level is stable from
 //! `schema_version: 1` on; fields may be added, none renamed. This crate is the only one whose
 //! types are serde-stable. It never prints: renderers return strings.
 
+mod compare;
 mod consistency;
 mod model;
 mod plan;
@@ -12,6 +14,11 @@ mod section;
 mod sweep;
 mod terminal;
 
+pub use compare::{
+    check_rules, compare, render_html as compare_html, render_markdown as compare_markdown,
+    render_text as compare_text, Better, Cell, CompareOptions, Comparison, Estimate, FailRule, Row,
+    RuleError, Side, Tripped, Verdict,
+};
 pub use consistency::{Check, Consistency};
 pub use model::{
     ErrorRow, FirstRequestRow, Generator, Metric, MissedByReason, Report, RunInfo, RunMeta,
