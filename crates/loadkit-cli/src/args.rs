@@ -303,6 +303,17 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "30s")]
     pub(crate) grace: Duration,
 
+    /// Serve the run's counters and TTFT / ITL / E2E histograms at http://ADDR/metrics in the
+    /// Prometheus text format while it runs (e.g. 127.0.0.1:9464; port 0 picks a free one),
+    /// labelled with protocol, target and scenario. Stops once the report is written.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<String>,
+
+    /// Keep /metrics up this long after the report is written, so a last scrape sees the final
+    /// counts (Prometheus scrapes every 15 s or so).
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s", requires = "metrics_addr")]
+    pub(crate) metrics_linger: Duration,
+
     /// Stop the run after this many failed requests (0: never). Exit code 1 when reached.
     #[arg(long, value_name = "N", default_value = "0")]
     pub(crate) max_failures: u64,

@@ -7,6 +7,7 @@ mod live;
 mod pattern;
 mod plan;
 mod process;
+mod prometheus;
 mod registry;
 mod run;
 mod scenario;

@@ -145,8 +145,14 @@ impl Ready {
         } = self;
         let target = launch.target().to_owned();
         let protocol_settings = launch.settings();
+        let mut plan = plan(&args, load, duration);
+        // Up until the report is written, then dropped (and stopped).
+        let exporter = match &args.metrics_addr {
+            Some(addr) => Some(metrics_exporter(&args, addr, &target, &mut plan).await?),
+            None => None,
+        };
         let outcome = launch
-            .run(plan(&args, load, duration))
+            .run(plan)
             .await
             .map_err(|e| Fatal::new(exit::USAGE, e))?;
         let result = outcome.result;
@@ -158,6 +164,14 @@ impl Ready {
         report.add_sections(&outcome.sections);
         let out_dir = args.target.out.clone().unwrap_or_else(default_out_dir);
         let written = write_report(&out_dir, &report);
+        if exporter.is_some() && !args.metrics_linger.is_zero() {
+            eprintln!(
+                "metrics final: /metrics stays up for {}",
+                humantime::format_duration(args.metrics_linger)
+            );
+            tokio::time::sleep(args.metrics_linger).await;
+        }
+        drop(exporter);
         if let Some(sim) = simulator {
             sim.shutdown().await;
         }
@@ -167,6 +181,25 @@ impl Ready {
             code: exit_code(&result),
         })
     }
+}
+
+/// Starts the `/metrics` server on `addr` and adds its feed to `plan`'s observers.
+async fn metrics_exporter(
+    args: &RunArgs,
+    addr: &str,
+    target: &str,
+    plan: &mut RunPlan,
+) -> Result<crate::prometheus::Exporter, Fatal> {
+    let metrics = Arc::new(crate::prometheus::Metrics::new(
+        &args.target.protocol,
+        &crate::secret::redact(target),
+        args.scenario.as_deref().unwrap_or(""),
+    ));
+    let (exporter, local) = crate::prometheus::Exporter::start(addr, Arc::clone(&metrics)).await?;
+    eprintln!("metrics at http://{local}/metrics");
+    plan.observers
+        .push(Box::new(crate::prometheus::Feed::new(metrics, args.warmup)));
+    Ok(exporter)
 }
 
 /// Starts `protocol`'s built-in simulator for `name` on `addr`.

@@ -1850,3 +1850,130 @@ fn compare_rejects_bad_input_with_one_line_and_exit_2() {
         stderr(&o)
     );
 }
+
+/// GET `path` from `addr` over HTTP/1.1 and the body.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+fn prom_value(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => panic!("{name} is not a number"),
+        })
+        .sum()
+}
+
+#[test]
+fn metrics_addr_serves_prometheus_text_during_the_run_matching_the_final_report() {
+    let sim = Sim::start(SimConfig {
+        ttft: Duration::from_millis(20),
+        itl: Duration::from_millis(5),
+        output_tokens: 6,
+        usage: true,
+        faults: vec![loadkit_testbed::openai::FaultRule::every(
+            5,
+            loadkit_testbed::openai::Fault::overloaded(),
+        )],
+        ..SimConfig::default()
+    });
+    let out = tmp("prom");
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--url",
+            &sim.url(),
+            "--rps",
+            "40",
+            "--duration",
+            "3s",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--metrics-linger",
+            "30s",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    let addr = lines
+        .by_ref()
+        .find_map(|l| {
+            l.strip_prefix("metrics at http://")
+                .map(|a| a.trim_end_matches("/metrics").to_owned())
+        })
+        .expect("no metrics address printed");
+    // During the run: a live line shows it is under way.
+    assert!(lines.by_ref().any(|l| l.contains("req/s")));
+    let during = http_get(&addr, "/metrics");
+    let parsed = prometheus_parse::Scrape::parse(during.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let started = prom_value(&parsed, "loadkit_requests_started_total", None);
+    assert!(started >= 1.0, "{during}");
+    assert!(during.contains("protocol=\"openai-chat\""), "{during}");
+    assert!(
+        during.contains("# TYPE loadkit_ttft_seconds histogram"),
+        "{during}"
+    );
+    // After the report: the final counts.
+    assert!(lines.by_ref().any(|l| l.starts_with("metrics final")));
+    let last = http_get(&addr, "/metrics");
+    let _ = child.kill();
+    let _ = child.wait();
+    let scrape = prometheus_parse::Scrape::parse(last.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let r = report(&out);
+    let n = |v: &Value| v.as_u64().unwrap() as f64;
+    assert_eq!(
+        prom_value(&scrape, "loadkit_requests_started_total", None),
+        n(&r["totals"]["requests"])
+    );
+    assert_eq!(
+        prom_value(&scrape, "loadkit_requests_succeeded_total", None),
+        n(&r["totals"]["succeeded"])
+    );
+    let failed = n(&r["totals"]["failed"]);
+    assert!(failed > 0.0);
+    assert_eq!(
+        prom_value(
+            &scrape,
+            "loadkit_requests_failed_total",
+            Some(("class", "http_status"))
+        ),
+        failed
+    );
+    assert_eq!(
+        prom_value(&scrape, "loadkit_output_tokens_total", None),
+        n(&r["tokens"]["output_total"])
+    );
+    assert_eq!(
+        prom_value(&scrape, "loadkit_ttft_seconds_count", None),
+        n(&r["metrics"]["ttft"]["count"])
+    );
+    assert_eq!(
+        prom_value(&scrape, "loadkit_itl_seconds_count", None),
+        n(&r["metrics"]["itl"]["count"])
+    );
+    assert_eq!(prom_value(&scrape, "loadkit_requests_in_flight", None), 0.0);
+}

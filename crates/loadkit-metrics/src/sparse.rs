@@ -96,7 +96,9 @@ impl SparseHistogram {
         self.len
     }
 
-    fn entries(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+    /// Every (bucket value, count) held, in no particular order; a bucket's value is the
+    /// value a `Histogram` records for it.
+    pub fn entries(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.slots.iter().copied().filter(|&(k, _)| k != 0)
     }
 
