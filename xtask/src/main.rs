@@ -2,6 +2,8 @@
 //!
 //! - `cargo xtask ci`: format check, clippy with `-D warnings`, the test suite, and
 //!   `cargo deny check licenses bans sources` when cargo-deny is installed.
+//! - `cargo xtask man`: writes the man pages (clap_mangen, from the CLI's own flags) into
+//!   `target/man`.
 //! - `cargo xtask bench-stream [--streams N] [--seconds T] [--tokens K] [--flush MODE]`: builds
 //!   release, runs the simulator (writing each token on its own, as real servers do, unless
 //!   `--flush packed`) and the client as separate processes pinned to separate cores, and
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench-stream") => bench::bench_stream(&args[1..]),
+        Some("man") => man(),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             Ok(())
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage: cargo xtask <task>
   ci                      fmt --check, clippy -D warnings, tests, cargo deny (when installed)
+  man                     man pages (loadkit.1, loadkit-run.1, ...) into target/man
   bench-stream [options]  release build; simulator and client on separate cores; prints figures
       --streams N         concurrent streams (default 64)
       --seconds T         seconds per phase (default 10)
@@ -66,6 +70,24 @@ fn step(name: &str, cmd: &mut Command) -> Result<()> {
     if !status.success() {
         bail!("{name} failed ({status})");
     }
+    Ok(())
+}
+
+/// `loadkit man --out target/man`, through cargo so it is built first.
+fn man() -> Result<()> {
+    let out = root().join("target").join("man");
+    let status = cargo()
+        .args(["run", "--quiet", "-p", "loadkit-cli", "--", "man", "--out"])
+        .arg(&out)
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("writing the man pages failed ({status})");
+    }
+    println!(
+        "read one with: man -l {}",
+        out.join("loadkit-run.1").display()
+    );
     Ok(())
 }
 

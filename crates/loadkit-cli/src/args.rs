@@ -37,24 +37,74 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Load-test an endpoint (or the built-in simulator when --url is not given).
+    #[command(after_help = RUN_EXAMPLES)]
     Run(Box<RunArgs>),
     /// Print the planned load per second of a pattern as a chart (and CSV), sending nothing.
+    #[command(after_help = PLAN_EXAMPLES)]
     Plan(Box<PlanArgs>),
     /// List scenarios: the built-in presets, or those of a file.
+    #[command(after_help = SCENARIOS_EXAMPLES)]
     Scenarios(ScenariosArgs),
     /// Run a built-in simulated server (OpenAI, Ollama, SSE app, JSON) until Ctrl+C.
+    #[command(after_help = SERVE_EXAMPLES)]
     ServeSim(ServeArgs),
     /// Limit tests: grow the prompt (context), the output (output) or both (combined) step by
     /// step, one request after another, and see where latency climbs and what breaks first.
+    #[command(after_help = SWEEP_EXAMPLES)]
     Sweep(Box<SweepArgs>),
     /// Find a limit by binary search: `probe max-context` brackets the largest prompt (in
     /// words) the server accepts.
+    #[command(after_help = PROBE_EXAMPLES)]
     Probe(Box<ProbeArgs>),
     /// Compare runs: key metrics of a baseline and new reports side by side, with deltas and a
     /// verdict per row (better, worse, no significant change) from the recorded distributions.
     #[command(after_help = COMPARE_EXAMPLES)]
     Compare(CompareArgs),
+    /// Print a shell completion script: `loadkit completions bash > ~/.local/share/bash-completion/completions/loadkit`.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (loadkit.1 and one per subcommand) into a directory (`cargo xtask man`).
+    #[command(hide = true)]
+    Man {
+        /// Where to write them.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
+
+const COMPLETIONS_EXAMPLES: &str = "Examples:
+  loadkit completions bash > ~/.local/share/bash-completion/completions/loadkit
+  loadkit completions zsh > ~/.zfunc/_loadkit     # with fpath+=~/.zfunc in ~/.zshrc
+  loadkit completions fish > ~/.config/fish/completions/loadkit.fish";
+
+const RUN_EXAMPLES: &str = "Examples:
+  loadkit run --duration 10s                      # the built-in simulator, to see the whole experience
+  loadkit run --url http://localhost:8000/v1 --model my-model --rps 10 --duration 60s --warmup 10s
+  loadkit run --url http://localhost:8000/v1 --users 32 --requests 1000 --metrics-addr 127.0.0.1:9464";
+
+const PLAN_EXAMPLES: &str = "Examples:
+  loadkit plan --pattern ramp --from 0 --to 30 --over 5m
+  loadkit plan --pattern spike --rps 5 --spike-rps 50 --spike-duration 10s --spike-every 1m --csv plan.csv";
+
+const SCENARIOS_EXAMPLES: &str = "Examples:
+  loadkit scenarios list
+  loadkit scenarios list -f docs/scenarios.toml";
+
+const SERVE_EXAMPLES: &str = "Examples:
+  loadkit serve-sim --ttft 200ms --itl 20ms --tokens 256
+  loadkit serve-sim --protocol tts-ws --addr 127.0.0.1:8765";
+
+const SWEEP_EXAMPLES: &str = "Examples:
+  loadkit sweep context --url http://localhost:8000/v1 --model m
+  loadkit sweep output --output-min 512 --output-max 8192 --ignore-eos";
+
+const PROBE_EXAMPLES: &str = "Examples:
+  loadkit probe max-context --lo 128 --hi 131072 --tolerance 5%
+  loadkit probe max-context --url http://localhost:8000/v1 --model m --hi 32768";
 
 const COMPARE_EXAMPLES: &str = "Examples:
   loadkit compare runs/v1/report.json runs/v2/report.json

@@ -3,6 +3,7 @@
 
 mod args;
 mod compare;
+mod docgen;
 mod live;
 mod pattern;
 mod plan;
@@ -95,6 +96,8 @@ fn main() -> ExitCode {
             Command::Sweep(args) => sweep::sweep(*args).await,
             Command::Probe(args) => sweep::probe(*args).await,
             Command::Compare(args) => compare::compare(&args),
+            Command::Completions { shell } => docgen::completions(shell),
+            Command::Man { out } => docgen::man(&out),
         }
     });
     // In-flight tasks were cancelled; do not wait for stragglers.

@@ -1977,3 +1977,63 @@ fn metrics_addr_serves_prometheus_text_during_the_run_matching_the_final_report(
     );
     assert_eq!(prom_value(&scrape, "loadkit_requests_in_flight", None), 0.0);
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_real_flags() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = loadkit(&["completions", shell]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let script = String::from_utf8_lossy(&o.stdout);
+        // A global flag, a run flag and a protocol's own option are all completed.
+        for flag in ["threads", "metrics-addr", "refill-below"] {
+            assert!(script.contains(flag), "{shell} lacks {flag}");
+        }
+    }
+    let bad = loadkit(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let dir = tmp("man");
+    let o = loadkit(&["man", "--out", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let run = std::fs::read_to_string(dir.join("loadkit-run.1")).unwrap();
+    assert!(
+        run.starts_with(".ie") || run.contains(".TH"),
+        "{}",
+        &run[..200]
+    );
+    assert!(
+        run.contains("metrics\\-addr"),
+        "man page lacks --metrics-addr"
+    );
+    assert!(dir.join("loadkit-compare.1").exists() && dir.join("loadkit.1").exists());
+    assert!(
+        !dir.join("loadkit-man.1").exists(),
+        "the hidden man command has no page"
+    );
+}
+
+#[test]
+fn every_subcommand_help_ends_with_real_examples() {
+    for sub in [
+        "run",
+        "plan",
+        "scenarios",
+        "serve-sim",
+        "sweep",
+        "probe",
+        "compare",
+        "completions",
+    ] {
+        let o = loadkit(&[sub, "--help"]);
+        assert_eq!(o.status.code(), Some(0));
+        let help = String::from_utf8_lossy(&o.stdout);
+        let examples = help
+            .split("Examples:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{sub} --help has no examples"));
+        let lines = examples
+            .lines()
+            .filter(|l| l.trim_start().starts_with("loadkit "))
+            .count();
+        assert!((2..=3).contains(&lines), "{sub}: {lines} examples");
+    }
+}
