@@ -132,9 +132,10 @@ pub(crate) struct CompareArgs {
     /// Rules test the observed change, whatever the verdict. Repeatable.
     #[arg(long = "fail-if", value_name = "RULE")]
     pub(crate) fail_if: Vec<String>,
-    /// The smallest relative change that counts as better or worse (runs of one server differ
-    /// by a few percent from run to run).
-    #[arg(long, value_name = "PERCENT", default_value = "5%", value_parser = percent)]
+    /// The smallest relative change that counts as better or worse: runs of one server differ
+    /// from run to run (tail latencies by up to ~10 % on a busy machine). Pool repeated runs
+    /// with --base/--new to trust smaller changes.
+    #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = percent)]
     pub(crate) min_change: f64,
     /// Output: text (terminal), md (Markdown for a pull request) or html (one self-contained
     /// page).
@@ -561,9 +562,13 @@ pub(crate) struct TargetArgs {
     )]
     pub(crate) token_header: String,
 
-    /// Directory for report.json [default: loadkit-results/<UTC timestamp>].
+    /// Directory for report.json [default: loadkit-results/<UTC timestamp>]. A directory that
+    /// already holds a report is refused before any load, unless --force.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,
+    /// Replace the report already in --out.
+    #[arg(long)]
+    pub(crate) force: bool,
 
     /// No live progress: only the final summary.
     #[arg(long, short)]

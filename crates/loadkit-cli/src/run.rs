@@ -70,6 +70,7 @@ impl Done {
 /// Builds the run `args` ask for and checks its target (`None`: a dry run, already printed).
 pub(crate) async fn prepare(args: RunArgs) -> Result<Option<Ready>, Fatal> {
     let (protocol, name) = registry::find(&args.target.protocol)?;
+    check_out(&args.target)?;
     let load = pattern::build(&args.load, args.target.seed).map_err(Fatal::usage)?;
     // A pattern that ends by itself (stages) sets the default duration.
     let natural = pattern::natural_length(&args.load);
@@ -391,6 +392,7 @@ fn pattern_is_open(args: &RunArgs) -> bool {
     pattern::build(&args.load, args.target.seed).is_ok_and(|l| matches!(l, Schedule::Open(_)))
 }
 
+/// `loadkit-results/<UTC timestamp>`, with `-2`, `-3`, ... when runs end in the same second.
 pub(crate) fn default_out_dir() -> PathBuf {
     // 2026-11-22T05:30:12Z -> 20261122-053012
     let stamp: String = humantime::format_rfc3339_seconds(SystemTime::now())
@@ -399,7 +401,30 @@ pub(crate) fn default_out_dir() -> PathBuf {
         .filter(char::is_ascii_digit)
         .collect();
     let (date, time) = stamp.split_at(8.min(stamp.len()));
-    Path::new("loadkit-results").join(format!("{date}-{time}"))
+    let base = Path::new("loadkit-results").join(format!("{date}-{time}"));
+    (1..)
+        .map(|n| {
+            if n == 1 {
+                base.clone()
+            } else {
+                PathBuf::from(format!("{}-{n}", base.display()))
+            }
+        })
+        .find(|dir| !dir.exists())
+        .expect("some suffix is free")
+}
+
+/// Refuses, before any load, to replace a report already in `--out` unless `--force`.
+pub(crate) fn check_out(target: &TargetArgs) -> Result<(), Fatal> {
+    match &target.out {
+        Some(dir) if !target.force && dir.join("report.json").exists() => {
+            Err(Fatal::usage(format!(
+                "{} already holds a report: pass --force to replace it, or choose another --out",
+                dir.display()
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Writes `DIR/report.json` atomically: a temporary file in the same directory, flushed, then

@@ -32,6 +32,7 @@ struct Limits<'a> {
 impl<'a> Limits<'a> {
     async fn start(args: &'a TargetArgs, per_step: u64) -> Result<Limits<'a>, Fatal> {
         let (protocol, name) = registry::find(&args.protocol)?;
+        run::check_out(args)?;
         let options = registry::options_for(protocol, name, &args.protocol_options)?;
         let simulator = match &args.url {
             Some(_) => None,

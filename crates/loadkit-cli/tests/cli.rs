@@ -1759,7 +1759,8 @@ fn compare_sees_no_change_between_runs_of_one_server_and_a_server_thirty_percent
     let sim = |ms: u64| {
         Sim::start(SimConfig {
             ttft: Duration::from_millis(ms),
-            itl: Duration::from_millis(ms / 5),
+            // Long enough gaps that timer jitter on a busy machine stays a few percent.
+            itl: Duration::from_millis(ms / 2),
             output_tokens: 5,
             usage: true,
             ..SimConfig::default()
@@ -2036,4 +2037,29 @@ fn every_subcommand_help_ends_with_real_examples() {
             .count();
         assert!((2..=3).contains(&lines), "{sub}: {lines} examples");
     }
+}
+
+#[test]
+fn an_existing_report_is_never_replaced_silently() {
+    let out = tmp("no-overwrite");
+    let dir = out.to_str().unwrap();
+    let first = loadkit(&["run", "--requests", "2", "--quiet", "--out", dir]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let before = std::fs::read_to_string(out.join("report.json")).unwrap();
+    let again = loadkit(&["run", "--requests", "3", "--quiet", "--out", dir]);
+    assert_eq!(again.status.code(), Some(2));
+    let err = stderr(&again);
+    assert!(
+        err.contains("already holds a report: pass --force") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.json")).unwrap(),
+        before
+    );
+    let forced = loadkit(&["run", "--requests", "3", "--quiet", "--force", "--out", dir]);
+    assert_eq!(forced.status.code(), Some(0), "{}", stderr(&forced));
+    assert_eq!(report(&out)["totals"]["requests"], 3);
+    let stdout = String::from_utf8_lossy(&forced.stdout);
+    assert!(stdout.contains(&format!("{dir}/report.json")), "{stdout}");
 }
