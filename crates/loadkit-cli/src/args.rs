@@ -574,6 +574,11 @@ pub(crate) struct TargetArgs {
     #[arg(long, short)]
     pub(crate) quiet: bool,
 
+    /// When stderr is not a terminal (CI logs), one progress line this often (and the final
+    /// state at the end); a terminal gets a progress bar redrawn every second instead.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "5s")]
+    pub(crate) progress_every: Duration,
+
     /// The protocol options given (filled from the matches by `args::parse`).
     #[arg(skip)]
     pub(crate) protocol_options: Vec<(String, Vec<String>)>,

@@ -14,7 +14,7 @@ use loadkit_report::{render_summary, Report, RunMeta};
 use serde_json::{json, Map};
 
 use crate::args::{OnSaturation, PromptPreset, RunArgs, TargetArgs};
-use crate::live::LiveLine;
+use crate::live::{LiveLine, Planned};
 use crate::pattern;
 use crate::{exit, process, registry, Fatal};
 
@@ -283,8 +283,13 @@ fn plan(args: &RunArgs, load: Schedule, duration: Option<Duration>) -> RunPlan {
             .push(Box::new(crate::verbose::RequestLines::new()));
     }
     if !args.target.quiet {
+        let planned = match (duration, args.requests) {
+            (Some(d), _) => Planned::Time(d + args.warmup),
+            (None, Some(n)) => Planned::Requests(n),
+            (None, None) => Planned::Open,
+        };
         plan.observers
-            .push(Box::new(LiveLine::new(duration.map(|d| d + args.warmup))));
+            .push(Box::new(LiveLine::new(planned, args.target.progress_every)));
     }
     plan
 }
