@@ -37,6 +37,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Load-test an endpoint (or the built-in simulator when --url is not given).
+    #[command(after_help = RUN_EXAMPLES)]
     Run(Box<RunArgs>),
     /// Print the planned load per second of a pattern as a chart (and CSV), sending nothing.
     Plan(Box<PlanArgs>),
@@ -50,6 +51,46 @@ pub(crate) enum Command {
     /// Find a limit by binary search: `probe max-context` brackets the largest prompt (in
     /// words) the server accepts.
     Probe(Box<ProbeArgs>),
+    /// Render an existing report.json as HTML, Markdown or CSV (prints each file it wrote).
+    #[command(after_help = REPORT_EXAMPLES)]
+    Report(ReportArgs),
+}
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  loadkit run --rps 10 --duration 30s --format html,md --out results/a
+  loadkit run --url http://localhost:8000/v1 --model m --pattern spike --rps 2 --spike-rps 20 \\
+      --spike-duration 5s --spike-every 20s --duration 60s --format html,csv
+  loadkit run --users 8 --requests 200 --format md   # report.md to paste into a PR";
+
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  loadkit report results/a/report.json                     # results/a/report.html
+  loadkit report results/a/report.json --format md,csv     # report.md, summary.csv, timeline.csv, errors.csv
+  loadkit report old/report.json --format html --out /tmp/view";
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// The report.json of a run (or a sweep, or a probe).
+    #[arg(value_name = "RUN.json")]
+    pub(crate) input: PathBuf,
+    /// What to write, a comma list of html, md and csv: report.html (one self-contained page
+    /// with charts), report.md (GitHub Markdown), summary.csv, timeline.csv and errors.csv.
+    #[arg(long, value_name = "FORMATS", default_value = "html", value_parser = formats)]
+    pub(crate) format: Formats,
+    /// Directory for the files [default: the input file's directory].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+/// Report formats from `--format` (sorted, without duplicates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Formats(pub(crate) Vec<loadkit_report::Format>);
+
+fn formats(text: &str) -> Result<Formats, String> {
+    loadkit_report::Format::parse_list(text)
+        .map(Formats)
+        .map_err(|e| e.to_string())
 }
 
 /// What a sweep grows.
@@ -437,9 +478,16 @@ pub(crate) struct TargetArgs {
     )]
     pub(crate) token_header: String,
 
-    /// Directory for report.json [default: loadkit-results/<UTC timestamp>].
+    /// Directory for report.json and the --format files [default: loadkit-results/<UTC
+    /// timestamp>].
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,
+
+    /// Report files beside report.json (always written), a comma list of json, html, md and
+    /// csv: report.html (one self-contained page with charts, works offline), report.md
+    /// (GitHub Markdown), summary.csv, timeline.csv and errors.csv. See docs/reports.md.
+    #[arg(long, value_name = "FORMATS", default_value = "json", value_parser = formats)]
+    pub(crate) format: Formats,
 
     /// No live progress: only the final summary.
     #[arg(long, short)]

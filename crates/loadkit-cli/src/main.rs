@@ -92,6 +92,7 @@ fn main() -> ExitCode {
             Command::ServeSim(args) => serve::serve(args).await,
             Command::Sweep(args) => sweep::sweep(*args).await,
             Command::Probe(args) => sweep::probe(*args).await,
+            Command::Report(args) => run::render(&args),
         }
     });
     // In-flight tasks were cancelled; do not wait for stragglers.

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::{Metric, Report, ReportError};
 
 /// Width and height of every chart, in CSS pixels (scaled down on narrow screens).
-const CHART: (u32, u32) = (760, 300);
+const CHART: (u32, u32) = (1000, 340);
 
 /// Line colours, one per series of a chart (colour-blind friendly).
 const COLOURS: [RGBColor; 4] = [
@@ -402,6 +402,16 @@ fn nines_label(x: f64) -> String {
     format!("{text}%")
 }
 
+/// An axis tick: whole numbers without decimals, others with at most three.
+fn tick(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{v:.0}")
+    } else {
+        let text = format!("{v:.3}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
 fn draw_error(e: impl std::fmt::Display) -> ReportError {
     ReportError::Chart(e.to_string())
 }
@@ -428,22 +438,19 @@ fn line_chart(series: &[Series<'_>], x_axis: XAxis, y_desc: &str) -> Result<Stri
             .y_label_area_size(64)
             .build_cartesian_2d(0f64..x_max, 0f64..y_max)
             .map_err(draw_error)?;
-        let seconds = |x: &f64| format!("{x:.0}");
+        let seconds = |x: &f64| tick(*x);
         let nines = |x: &f64| nines_label(*x);
-        let y_fmt = |y: &f64| {
-            if y_max >= 10.0 {
-                format!("{y:.0}")
-            } else {
-                format!("{y:.2}")
-            }
-        };
+        let y_fmt = |y: &f64| tick(*y);
         let mut mesh = chart.configure_mesh();
         mesh.y_desc(y_desc)
             .y_label_formatter(&y_fmt)
-            .light_line_style(RGBColor(235, 235, 235));
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 15))
+            .light_line_style(RGBColor(238, 238, 238));
         match x_axis {
             XAxis::Seconds => mesh
                 .x_desc("seconds since the start")
+                .x_labels((x_max as usize + 1).min(16))
                 .x_label_formatter(&seconds),
             XAxis::Nines => mesh
                 .x_desc("percentile")
@@ -453,7 +460,13 @@ fn line_chart(series: &[Series<'_>], x_axis: XAxis, y_desc: &str) -> Result<Stri
         mesh.draw().map_err(draw_error)?;
         for (i, s) in series.iter().enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
-            let style = colour.stroke_width(2);
+            // The first line drawn widest and lighter, so one that follows it exactly (started
+            // on intended) still shows both.
+            let style = if i == 0 && series.len() > 1 {
+                colour.mix(0.55).stroke_width(6)
+            } else {
+                colour.stroke_width(2)
+            };
             // Contiguous runs of values, each its own line (a lone value is a dot).
             let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
             for &(x, y) in &s.points {
@@ -485,6 +498,7 @@ fn line_chart(series: &[Series<'_>], x_axis: XAxis, y_desc: &str) -> Result<Stri
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
+            .label_font(("sans-serif", 15))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
             .draw()
@@ -809,5 +823,9 @@ mod tests {
         assert_eq!(nines_label(0.0), "0%");
         assert_eq!(nines_label(1.0), "90%");
         assert_eq!(nines_label(3.0), "99.9%");
+        assert_eq!(
+            (tick(2.0), tick(0.5), tick(0.125)),
+            ("2".into(), "0.5".into(), "0.125".into())
+        );
     }
 }
