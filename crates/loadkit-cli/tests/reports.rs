@@ -318,3 +318,42 @@ fn the_html_report_renders_every_chart_in_headless_chromium() {
     assert!(png.len() > 20_000, "a blank page? {} bytes", png.len());
     eprintln!("screenshot: {}", shot.display());
 }
+
+#[test]
+fn no_report_file_holds_the_session_token() {
+    let out = tmp("token");
+    let secret = "sk-session-4f9a7c";
+    let o = Command::new(BIN)
+        .args([
+            "run",
+            "--requests",
+            "3",
+            "-q",
+            "--token-env",
+            "LOADKIT_TEST_TOKEN",
+            "--format",
+            "html,md,csv",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("LOADKIT_TEST_TOKEN", secret)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let mut files = 0;
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        let content = read(&path);
+        assert!(
+            !content.contains(secret),
+            "{} holds the token",
+            path.display()
+        );
+        files += 1;
+    }
+    assert_eq!(files, 6);
+    // The target shows where the token went, redacted.
+    assert!(read(&out.join("report.html")).contains("?token=***"));
+    assert!(read(&out.join("summary.csv")).contains("?token=***"));
+}
