@@ -74,6 +74,9 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Render an existing report.json as HTML, Markdown or CSV (prints each file it wrote).
+    #[command(after_help = REPORT_EXAMPLES)]
+    Report(ReportArgs),
 }
 
 const COMPLETIONS_EXAMPLES: &str = "Examples:
@@ -82,7 +85,7 @@ const COMPLETIONS_EXAMPLES: &str = "Examples:
   loadkit completions fish > ~/.config/fish/completions/loadkit.fish";
 
 const RUN_EXAMPLES: &str = "Examples:
-  loadkit run --duration 10s                      # the built-in simulator, to see the whole experience
+  loadkit run --rps 10 --duration 30s --format html,md --out results/a   # the built-in simulator
   loadkit run --url http://localhost:8000/v1 --model my-model --rps 10 --duration 60s --warmup 10s
   loadkit run --url http://localhost:8000/v1 --users 32 --requests 1000 --metrics-addr 127.0.0.1:9464";
 
@@ -164,6 +167,36 @@ fn percent(text: &str) -> Result<f64, String> {
         Ok(p) if p.is_finite() && (0.0..=1000.0).contains(&p) => Ok(p / 100.0),
         _ => Err(format!("must be a percentage such as 5%, got '{text}'")),
     }
+}
+
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  loadkit report results/a/report.json                     # results/a/report.html
+  loadkit report results/a/report.json --format md,csv     # report.md, summary.csv, timeline.csv, errors.csv
+  loadkit report old/report.json --format html --out /tmp/view";
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// The report.json of a run (or a sweep, or a probe).
+    #[arg(value_name = "RUN.json")]
+    pub(crate) input: PathBuf,
+    /// What to write, a comma list of html, md and csv: report.html (one self-contained page
+    /// with charts), report.md (GitHub Markdown), summary.csv, timeline.csv and errors.csv.
+    #[arg(long, value_name = "FORMATS", default_value = "html", value_parser = formats)]
+    pub(crate) format: Formats,
+    /// Directory for the files [default: the input file's directory].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+/// Report formats from `--format` (sorted, without duplicates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Formats(pub(crate) Vec<loadkit_report::Format>);
+
+fn formats(text: &str) -> Result<Formats, String> {
+    loadkit_report::Format::parse_list(text)
+        .map(Formats)
+        .map_err(|e| e.to_string())
 }
 
 /// What a sweep grows.
@@ -562,13 +595,20 @@ pub(crate) struct TargetArgs {
     )]
     pub(crate) token_header: String,
 
-    /// Directory for report.json [default: loadkit-results/<UTC timestamp>]. A directory that
-    /// already holds a report is refused before any load, unless --force.
+    /// Directory for report.json and the --format files [default: loadkit-results/<UTC
+    /// timestamp>]. A directory that already holds a report is refused before any load, unless
+    /// --force.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,
     /// Replace the report already in --out.
     #[arg(long)]
     pub(crate) force: bool,
+
+    /// Report files beside report.json (always written), a comma list of json, html, md and
+    /// csv: report.html (one self-contained page with charts, works offline), report.md
+    /// (GitHub Markdown), summary.csv, timeline.csv and errors.csv. See docs/reports.md.
+    #[arg(long, value_name = "FORMATS", default_value = "json", value_parser = formats)]
+    pub(crate) format: Formats,
 
     /// No live progress: only the final summary.
     #[arg(long, short)]

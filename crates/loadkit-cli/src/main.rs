@@ -98,6 +98,7 @@ fn main() -> ExitCode {
             Command::Compare(args) => compare::compare(&args),
             Command::Completions { shell } => docgen::completions(shell),
             Command::Man { out } => docgen::man(&out),
+            Command::Report(args) => run::render(&args),
         }
     });
     // In-flight tasks were cancelled; do not wait for stragglers.

@@ -10,10 +10,10 @@ use loadkit_core::prompt::{Preset, PromptSource};
 use loadkit_core::protocol::{Protocol, RunPlan, Settings, SimScript, Simulator, Value};
 use loadkit_core::schedule::Schedule;
 use loadkit_core::{CancellationToken, RunResult, Saturation, StopReason};
-use loadkit_report::{render_summary, Report, RunMeta};
+use loadkit_report::{render_summary, Format, Report, RunMeta};
 use serde_json::{json, Map};
 
-use crate::args::{OnSaturation, PromptPreset, RunArgs, TargetArgs};
+use crate::args::{OnSaturation, PromptPreset, ReportArgs, RunArgs, TargetArgs};
 use crate::live::{LiveLine, Planned};
 use crate::pattern;
 use crate::{exit, process, registry, Fatal};
@@ -46,7 +46,8 @@ pub(crate) struct Ready {
 /// A finished run: its summary, where its report went, its exit code.
 pub(crate) struct Done {
     pub(crate) summary: String,
-    pub(crate) written: std::io::Result<PathBuf>,
+    /// report.json first, then the --format files.
+    pub(crate) written: std::io::Result<Vec<PathBuf>>,
     pub(crate) code: u8,
 }
 
@@ -55,8 +56,8 @@ impl Done {
     pub(crate) fn print(&self) -> u8 {
         print!("\n{}", self.summary);
         match &self.written {
-            Ok(path) => {
-                println!("Report      {}", path.display());
+            Ok(paths) => {
+                print_paths(paths);
                 self.code
             }
             Err(e) => {
@@ -164,7 +165,7 @@ impl Ready {
         );
         report.add_sections(&outcome.sections);
         let out_dir = args.target.out.clone().unwrap_or_else(default_out_dir);
-        let written = write_report(&out_dir, &report);
+        let written = write_report(&out_dir, &report, &args.target.format.0);
         if exporter.is_some() && !args.metrics_linger.is_zero() {
             eprintln!(
                 "metrics final: /metrics stays up for {}",
@@ -432,16 +433,61 @@ pub(crate) fn check_out(target: &TargetArgs) -> Result<(), Fatal> {
     }
 }
 
-/// Writes `DIR/report.json` atomically: a temporary file in the same directory, flushed, then
-/// renamed over the old one, so a reader (or a kill mid-write) never sees half a report.
-pub(crate) fn write_report(dir: &Path, report: &Report) -> std::io::Result<PathBuf> {
-    use std::io::Write as _;
+/// Prints the report files' paths, report.json first, under one label.
+pub(crate) fn print_paths(paths: &[PathBuf]) {
+    for (i, path) in paths.iter().enumerate() {
+        let label = if i == 0 { "Report" } else { "" };
+        println!("{label:<12}{}", path.display());
+    }
+}
+
+/// Writes `DIR/report.json`, then the files of the other `formats` (rendered from the redacted
+/// JSON, so no secret reaches any of them, escaped or not); every file atomically. The paths
+/// written, report.json first.
+pub(crate) fn write_report(
+    dir: &Path,
+    report: &Report,
+    formats: &[Format],
+) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
-    let path = dir.join("report.json");
-    let tmp = dir.join(format!(".report.json.{}.tmp", std::process::id()));
+    let json = crate::secret::redact(&report.to_json());
+    let mut paths = vec![write_atomic(dir, "report.json", &json)?];
+    let others: Vec<Format> = formats
+        .iter()
+        .copied()
+        .filter(|f| *f != Format::Json)
+        .collect();
+    if !others.is_empty() {
+        let redacted = Report::from_json(&json).map_err(std::io::Error::other)?;
+        paths.extend(write_formats(dir, &redacted, &others)?);
+    }
+    Ok(paths)
+}
+
+/// Writes the files of `formats` for `report` into `dir`; the paths written.
+pub(crate) fn write_formats(
+    dir: &Path,
+    report: &Report,
+    formats: &[Format],
+) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for format in formats {
+        for (name, text) in format.render(report).map_err(std::io::Error::other)? {
+            paths.push(write_atomic(dir, name, &text)?);
+        }
+    }
+    Ok(paths)
+}
+
+/// Writes `DIR/NAME` atomically: a temporary file in the same directory, flushed, then renamed
+/// over the old one, so a reader (or a kill mid-write) never sees half a file.
+fn write_atomic(dir: &Path, name: &str, text: &str) -> std::io::Result<PathBuf> {
+    use std::io::Write as _;
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let written = (|| {
         let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(crate::secret::redact(&report.to_json()).as_bytes())?;
+        file.write_all(text.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&tmp, &path)
     })();
@@ -449,6 +495,35 @@ pub(crate) fn write_report(dir: &Path, report: &Report) -> std::io::Result<PathB
         let _ = std::fs::remove_file(&tmp);
     }
     written.map(|()| path)
+}
+
+/// `loadkit report RUN.json --format ...`: renders an existing report; prints each path.
+pub(crate) fn render(args: &ReportArgs) -> Result<u8, Fatal> {
+    let input = &args.input;
+    if args.format.0.contains(&Format::Json) {
+        return Err(Fatal::usage(
+            "--format json: the input is the JSON report; choose html, md or csv",
+        ));
+    }
+    let text = std::fs::read_to_string(input)
+        .map_err(|e| Fatal::usage(format!("cannot read {}: {e}", input.display())))?;
+    let report =
+        Report::from_json(&text).map_err(|e| Fatal::usage(format!("{}: {e}", input.display())))?;
+    let dir = match &args.out {
+        Some(dir) => dir.clone(),
+        None => input
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Fatal::usage(format!("cannot create {}: {e}", dir.display())))?;
+    let paths = write_formats(&dir, &report, &args.format.0)
+        .map_err(|e| Fatal::usage(format!("cannot write into {}: {e}", dir.display())))?;
+    for path in paths {
+        println!("{}", path.display());
+    }
+    Ok(exit::OK)
 }
 
 /// Ctrl+C or SIGTERM cancels the run; the report is still written.

@@ -156,8 +156,8 @@ impl<'a> Limits<'a> {
                     crate::secret::redact(&render_summary(&report))
                 );
             }
-            match run::write_report(&dir, &report) {
-                Ok(path) => println!("Report      {}", path.display()),
+            match run::write_report(&dir, &report, &self.args.format.0) {
+                Ok(paths) => run::print_paths(&paths),
                 Err(e) => {
                     eprintln!("error: could not write the report: {e}");
                     return Ok(exit::USAGE);

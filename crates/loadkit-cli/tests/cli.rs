@@ -2024,6 +2024,7 @@ fn every_subcommand_help_ends_with_real_examples() {
         "probe",
         "compare",
         "completions",
+        "report",
     ] {
         let o = loadkit(&[sub, "--help"]);
         assert_eq!(o.status.code(), Some(0));

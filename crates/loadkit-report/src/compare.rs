@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 
 use loadkit_core::metrics::Histogram;
 
+use crate::html::escape;
+use crate::markdown::escape_markdown;
 use crate::{Metric, Report};
 
 /// The normal quantile of a two-sided 95 % interval.
@@ -673,8 +675,8 @@ pub fn render_markdown(c: &Comparison) -> String {
         let _ = writeln!(
             out,
             "### {} → {}\n",
-            md_escape(&side_title(&c.base.0, c.base.1)),
-            md_escape(&side_title(label, *runs))
+            escape_markdown(&side_title(&c.base.0, c.base.1)),
+            escape_markdown(&side_title(label, *runs))
         );
         out.push_str("| metric | base | new | delta | change | verdict |\n");
         out.push_str("|---|---:|---:|---:|---:|---|\n");
@@ -701,7 +703,7 @@ pub fn render_markdown(c: &Comparison) -> String {
         out.push('\n');
     }
     for note in &c.notes {
-        let _ = writeln!(out, "> note: {}", md_escape(note));
+        let _ = writeln!(out, "> note: {}", escape_markdown(note));
     }
     let _ = writeln!(out, "\n_{VERDICT_RULE}._");
     out
@@ -716,8 +718,8 @@ pub fn render_html(c: &Comparison) -> String {
         let _ = writeln!(
             out,
             "<h2>{} &rarr; {}</h2>\n<table><tr><th>metric</th><th>base</th><th>new</th><th>delta</th><th>change</th><th>verdict</th></tr>",
-            html_escape(&side_title(&c.base.0, c.base.1)),
-            html_escape(&side_title(label, *runs))
+            escape(&side_title(&c.base.0, c.base.1)),
+            escape(&side_title(label, *runs))
         );
         for row in &c.rows {
             let cell = &row.cells[i];
@@ -729,7 +731,7 @@ pub fn render_html(c: &Comparison) -> String {
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td>{}{}</td><td>{}{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td></tr>",
-                html_escape(&row.name),
+                escape(&row.name),
                 value_text(row.base.map(|e| e.value), row.unit),
                 spread_text(row.base, row.unit),
                 value_text(cell.new.map(|e| e.value), row.unit),
@@ -742,43 +744,9 @@ pub fn render_html(c: &Comparison) -> String {
         out.push_str("</table>\n");
     }
     for note in &c.notes {
-        let _ = writeln!(out, "<p>note: {}</p>", html_escape(note));
+        let _ = writeln!(out, "<p>note: {}</p>", escape(note));
     }
     let _ = writeln!(out, "<p><small>{VERDICT_RULE}.</small></p>\n</body></html>");
-    out
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub(crate) fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Escapes text for a Markdown table cell.
-fn md_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '|' | '`' | '*' | '_' | '[' | ']' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\n' => out.push(' '),
-            c => out.push(c),
-        }
-    }
     out
 }
 
