@@ -223,7 +223,10 @@ impl Collector {
                 entry.output_tokens += tokens;
             }
             Some(_) if cancelled => {}
-            Some(_) => entry.failed += 1,
+            Some(e) => {
+                entry.failed += 1;
+                entry.add_failure(e.kind.class(), 1);
+            }
         }
         match &r.error {
             None => {

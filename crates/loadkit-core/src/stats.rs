@@ -22,6 +22,9 @@ pub struct TimelineEntry {
     pub completed: u64,
     /// Requests that failed in this second.
     pub failed: u64,
+    /// `failed` by error class (`http_status`, `timeout`, ...), in the order first seen; empty
+    /// when none failed. A handful of classes at most, so a list, not a map.
+    pub failed_by_class: Vec<(&'static str, u64)>,
     /// Requests in flight at the end of this second.
     pub in_flight: u64,
     /// Output tokens of the requests that ended in this second.
@@ -30,6 +33,16 @@ pub struct TimelineEntry {
     pub ttft_p50: Option<Duration>,
     /// 95th percentile end-to-end latency of the requests that ended in this second.
     pub e2e_p95: Option<Duration>,
+}
+
+impl TimelineEntry {
+    /// Counts `n` failures of `class` in this second (not `failed` itself).
+    pub(crate) fn add_failure(&mut self, class: &'static str, n: u64) {
+        match self.failed_by_class.iter_mut().find(|(c, _)| *c == class) {
+            Some((_, count)) => *count += n,
+            None => self.failed_by_class.push((class, n)),
+        }
+    }
 }
 
 /// Every statistic of the measured window (warm-up excluded), mergeable across shards.
@@ -206,6 +219,9 @@ impl RunStats {
             mine.started += theirs.started;
             mine.completed += theirs.completed;
             mine.failed += theirs.failed;
+            for &(class, n) in &theirs.failed_by_class {
+                mine.add_failure(class, n);
+            }
             mine.in_flight += theirs.in_flight;
             mine.output_tokens += theirs.output_tokens;
             // Per-second percentiles cannot be merged exactly; keep the worse one.

@@ -233,6 +233,22 @@ async fn timeouts_are_classified() {
     assert_eq!(rows[0].class, "timeout");
     assert_eq!(rows[0].count, 3);
     assert_eq!(rows[0].message, "total timeout after 1s");
+    // The timeline counts them by class in the second each ended.
+    let by_class: u64 = r
+        .stats
+        .timeline
+        .iter()
+        .flat_map(|e| &e.failed_by_class)
+        .map(|&(class, n)| {
+            assert_eq!(class, "timeout");
+            n
+        })
+        .sum();
+    assert_eq!(by_class, 3);
+    for e in &r.stats.timeline {
+        let n: u64 = e.failed_by_class.iter().map(|&(_, n)| n).sum();
+        assert_eq!(n, e.failed, "second {}", e.t_s);
+    }
 }
 
 #[tokio::test(start_paused = true)]

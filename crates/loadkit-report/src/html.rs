@@ -80,6 +80,8 @@ enum XAxis {
     Seconds,
     /// Percentiles on the nines scale: x is -log10(1 - q).
     Nines,
+    /// A plain quantity, with this description (a sweep's prompt words).
+    Linear(&'static str),
 }
 
 /// Renders `report` as one self-contained HTML page.
@@ -315,19 +317,35 @@ fn over_time(out: &mut String, report: &Report) -> Result<(), ReportError> {
         "Median time to first token and 95th percentile end-to-end latency of the requests \
          completed in each second (gaps: seconds in which none completed).",
     );
-    let svg = line_chart(
-        &[Series {
+    // One line per error class, in the order the classes first appear.
+    let mut classes: Vec<&str> = Vec::new();
+    for row in &report.timeline {
+        for class in row.failed_by_class.keys() {
+            if !classes.contains(&class.as_str()) {
+                classes.push(class);
+            }
+        }
+    }
+    let failed: Vec<Series<'_>> = if classes.is_empty() {
+        vec![Series {
             label: "failed",
             points: col(&|r| Some(r.failed as f64)),
-        }],
-        XAxis::Seconds,
-        "failed per second",
-    )?;
+        }]
+    } else {
+        classes
+            .iter()
+            .map(|class| Series {
+                label: class,
+                points: col(&|r| Some(r.failed_by_class.get(*class).copied().unwrap_or(0) as f64)),
+            })
+            .collect()
+    };
+    let svg = line_chart(&failed, XAxis::Seconds, "failed per second")?;
     figure(
         out,
         "chart-failed",
         &svg,
-        "Requests that failed in each second (see Errors for why).",
+        "Requests that failed in each second, by error class (see Errors for the messages).",
     );
     out.push_str("</section>\n");
     Ok(())
@@ -456,6 +474,7 @@ fn line_chart(series: &[Series<'_>], x_axis: XAxis, y_desc: &str) -> Result<Stri
                 .x_desc("percentile")
                 .x_labels(x_max as usize + 1)
                 .x_label_formatter(&nines),
+            XAxis::Linear(desc) => mesh.x_desc(desc).x_labels(10).x_label_formatter(&seconds),
         };
         mesh.draw().map_err(draw_error)?;
         for (i, s) in series.iter().enumerate() {
@@ -666,10 +685,52 @@ fn sections(out: &mut String, report: &Report) {
             escape(&slug(name)),
             escape(name)
         );
+        if name == "sweep" {
+            sweep_chart(out, value);
+        }
         out.push_str(&json_html(value));
         out.push('\n');
     }
     out.push_str("</section>\n");
+}
+
+/// A sweep's TTFT and E2E (p50 per step) against its prompt words, when its steps have both.
+fn sweep_chart(out: &mut String, sweep: &Value) {
+    let Some(steps) = sweep.get("steps").and_then(Value::as_array) else {
+        return;
+    };
+    let points = |key: &str| -> Vec<(f64, Option<f64>)> {
+        steps
+            .iter()
+            .filter_map(|s| {
+                let words = s.get("words")?.as_f64()?;
+                Some((words, s.get(key).and_then(Value::as_f64)))
+            })
+            .collect()
+    };
+    let ttft = points("ttft_ms");
+    if ttft.iter().all(|(_, y)| y.is_none()) {
+        return;
+    }
+    let series = [
+        Series {
+            label: "TTFT p50",
+            points: ttft,
+        },
+        Series {
+            label: "E2E p50",
+            points: points("e2e_ms"),
+        },
+    ];
+    if let Ok(svg) = line_chart(&series, XAxis::Linear("prompt words"), "ms") {
+        figure(
+            out,
+            "chart-sweep",
+            &svg,
+            "Time to first token and end-to-end latency (median of each step) against the \
+             prompt's size: where the line bends is where prefill starts to dominate.",
+        );
+    }
 }
 
 /// `name` with everything but ASCII letters, digits, `-` and `_` replaced by `-`.
@@ -745,6 +806,40 @@ mod tests {
         assert_eq!(
             escape(r#"<a href="x">Tom & 'Jerry'</a>"#),
             "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn failures_are_charted_by_class_and_a_sweep_against_its_prompt_size() {
+        let mut report = fixture::report();
+        let html = render_html(&report).unwrap();
+        let failed = html
+            .split("<figure id=\"chart-failed\">")
+            .nth(1)
+            .and_then(|rest| rest.split("</figure>").next())
+            .unwrap();
+        assert!(
+            failed.contains("http_status") && failed.contains("timeout"),
+            "{failed}"
+        );
+        assert!(!html.contains("chart-sweep"));
+        report.sections.insert(
+            "sweep".to_owned(),
+            serde_json::json!({"kind": "context", "steps": [
+                {"words": 128, "ttft_ms": 40.0, "e2e_ms": 300.0, "ok": true},
+                {"words": 1024, "ttft_ms": 90.0, "e2e_ms": 380.0, "ok": true},
+                {"words": 8192, "ttft_ms": null, "e2e_ms": null, "ok": false}
+            ]}),
+        );
+        let html = render_html(&report).unwrap();
+        let sweep = html
+            .split("<figure id=\"chart-sweep\">")
+            .nth(1)
+            .and_then(|rest| rest.split("</figure>").next())
+            .expect("no sweep chart");
+        assert!(
+            sweep.contains("prompt words") && sweep.contains("TTFT p50"),
+            "{sweep}"
         );
     }
 

@@ -150,6 +150,11 @@ mod fixture {
                     started: if spike { 48 } else { 5 },
                     completed: if t == 0 { 0 } else { 5 },
                     failed: u64::from(t == 4) * 3,
+                    failed_by_class: if t == 4 {
+                        [("http_status".to_owned(), 2), ("timeout".to_owned(), 1)].into()
+                    } else {
+                        Default::default()
+                    },
                     in_flight: if spike { 20 } else { 2 },
                     output_tokens: 160,
                     ttft_p50: (t > 0).then_some(50.0 + t as f64),

@@ -250,6 +250,9 @@ pub struct TimelineRow {
     pub completed: u64,
     /// Requests that failed in this second.
     pub failed: u64,
+    /// `failed` by error class, when any failed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failed_by_class: BTreeMap<String, u64>,
     /// Requests in flight at the end of the second.
     pub in_flight: u64,
     /// Output tokens of requests completed in this second.
@@ -520,6 +523,11 @@ impl Report {
                     started: e.started,
                     completed: e.completed,
                     failed: e.failed,
+                    failed_by_class: e
+                        .failed_by_class
+                        .iter()
+                        .map(|&(class, n)| (class.to_owned(), n))
+                        .collect(),
                     in_flight: e.in_flight,
                     output_tokens: e.output_tokens,
                     ttft_p50: e.ttft_p50.map(ms_duration),
