@@ -2065,3 +2065,39 @@ fn an_existing_report_is_never_replaced_silently() {
     let stdout = String::from_utf8_lossy(&forced.stdout);
     assert!(stdout.contains(&format!("{dir}/report.json")), "{stdout}");
 }
+
+#[test]
+fn speech_reports_render_in_every_format_and_read_back() {
+    // The speech protocols report the model they resolved among their settings: the files
+    // are rendered from the JSON read back, which must not hold a key twice.
+    for (protocol, extra) in [
+        ("asr", &[][..]),
+        // One short block: a listener plays its audio in real time.
+        ("tts-ws", &["--blocks", "1", "--block-words", "2"][..]),
+        ("tts-http", &[][..]),
+    ] {
+        let out = tmp(&format!("formats-{protocol}"));
+        let mut args = vec![
+            "run",
+            "--protocol",
+            protocol,
+            "--users",
+            "2",
+            "--iterations",
+            "1",
+            "--quiet",
+            "--format",
+            "html,md,csv",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = loadkit(&args);
+        assert_eq!(o.status.code(), Some(0), "{protocol}: {}", stderr(&o));
+        for file in ["report.html", "report.md", "summary.csv", "timeline.csv"] {
+            assert!(out.join(file).exists(), "{protocol}: no {file}");
+        }
+        let text = std::fs::read_to_string(out.join("report.json")).unwrap();
+        loadkit_report::Report::from_json(&text).unwrap();
+    }
+}

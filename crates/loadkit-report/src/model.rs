@@ -27,6 +27,21 @@ const LIMITED_CPU_MIN_S: f64 = 1.0;
 /// Fewer requests than this never mark a run generator-limited: their p99 is one outlier.
 const LIMITED_MIN_SAMPLES: u64 = 100;
 
+/// The named fields of `run`, which its flattened settings may not repeat.
+const RUN_FIELDS: [&str; 11] = [
+    "protocol",
+    "target",
+    "model",
+    "pattern",
+    "started_at",
+    "duration_s",
+    "elapsed_s",
+    "warmup_s",
+    "stop_reason",
+    "interrupted",
+    "seed",
+];
+
 /// Error groups kept in the report; the rest fold into one "other" row per class.
 const TOP_ERRORS: usize = 20;
 
@@ -452,13 +467,22 @@ impl Report {
                 _ => None,
             }
         };
+        // A protocol's settings may repeat a field of `run` (the model it resolved): the
+        // field keeps its own value (or takes the setting's when it has none), and the setting
+        // goes, so the JSON never holds one key twice (which no reader could read back).
+        let mut settings = meta.settings;
+        let mut model = meta.model;
+        if let Some(Value::String(resolved)) = settings.get("model") {
+            model.get_or_insert_with(|| resolved.clone());
+        }
+        settings.retain(|key, _| !RUN_FIELDS.contains(&key.as_str()));
         let mut report = Report {
             schema_version: SCHEMA_VERSION,
             loadkit_version: env!("CARGO_PKG_VERSION").to_owned(),
             run: RunInfo {
                 protocol: meta.protocol,
                 target: meta.target,
-                model: meta.model,
+                model,
                 pattern,
                 started_at: humantime::format_rfc3339_millis(result.started_at).to_string(),
                 duration_s: round3(result.measured.as_secs_f64()),
@@ -467,7 +491,7 @@ impl Report {
                 stop_reason: result.stop_reason.as_str().to_owned(),
                 interrupted: result.interrupted(),
                 seed: meta.seed,
-                settings: meta.settings,
+                settings,
             },
             totals: Totals {
                 requests: c.started,

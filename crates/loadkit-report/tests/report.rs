@@ -267,3 +267,42 @@ async fn tpot_of_one_chunk_answers_shows_a_dash() {
     let tpot = text.lines().find(|l| l.starts_with("TPOT")).unwrap();
     assert!(tpot.contains('–') && !tpot.contains("0.00"), "{tpot}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn settings_repeating_a_run_field_still_read_back() {
+    let result = Runner::builder(Fake, |ctx: &RequestCtx| ctx.seq)
+        .open_loop(ConstantRate::new(10.0).unwrap())
+        .requests(3)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    // As the speech protocols report the model they resolved.
+    let settings = serde_json::json!({"model": "whisper-1", "language": "en", "seed": 3});
+    let meta = RunMeta {
+        protocol: "asr".into(),
+        target: "http://127.0.0.1:1/v1/audio/transcriptions".into(),
+        settings: settings.as_object().unwrap().clone(),
+        ..RunMeta::default()
+    };
+    let r = Report::from_run(&result, meta.clone());
+    let text = r.to_json();
+    assert_eq!(text.matches("\"model\"").count(), 1, "{text}");
+    let back = Report::from_json(&text).unwrap();
+    assert_eq!(back.run.model.as_deref(), Some("whisper-1"));
+    assert_eq!(back.run.settings["language"], "en");
+    // A model given by the user wins over the one the protocol resolved.
+    let given = RunMeta {
+        model: Some("large-v3".into()),
+        ..meta
+    };
+    let r = Report::from_run(&result, given);
+    assert_eq!(
+        Report::from_json(&r.to_json())
+            .unwrap()
+            .run
+            .model
+            .as_deref(),
+        Some("large-v3")
+    );
+}
