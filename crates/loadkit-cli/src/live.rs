@@ -1,4 +1,4 @@
-//! Live progress on stderr, as an engine observer: an indicatif progress bar on a terminal
+//! Live progress on stderr, as an engine observer (TTFT, or TTFA for speech): an indicatif progress bar on a terminal
 //! (elapsed of the planned time, or requests done of the planned count), one plain line every
 //! `--progress-every` on anything else (CI logs stay readable), and the final state once at the
 //! end.
@@ -84,7 +84,18 @@ fn figures(live: &LiveStats) -> String {
     // Requests without text (speech sessions, uploads) have no tokens and no TTFT: their
     // duration is what moves.
     let textless = live.ttft_p50.is_none() && live.output_tokens_per_s == 0.0;
-    if textless && live.e2e_p50.is_some() {
+    if textless && live.ttfa_p50.is_some() {
+        format!(
+            "{:>7.1} req/s · in flight {:>4} · ok {} · failed {}{missed} · TTFA p50 {} p95 {} ms (last {}s)",
+            live.completed_per_s,
+            live.in_flight,
+            live.succeeded,
+            live.failed,
+            ms(live.ttfa_p50),
+            ms(live.ttfa_p95),
+            live.window.as_secs(),
+        )
+    } else if textless && live.e2e_p50.is_some() {
         format!(
             "{:>7.1} req/s · in flight {:>4} · ok {} · failed {}{missed} · E2E p50 {} ms (last {}s)",
             live.completed_per_s,
@@ -299,5 +310,13 @@ mod tests {
             line.contains("E2E p50 900.0 ms") && !line.contains("tok/s"),
             "{line}"
         );
+        // Speech with a time to first audio shows that instead.
+        let speech = LiveStats {
+            ttfa_p50: Some(Duration::from_millis(120)),
+            ttfa_p95: Some(Duration::from_millis(300)),
+            ..l
+        };
+        let line = plain_line(&speech, Planned::Open);
+        assert!(line.contains("TTFA p50 120.0 p95 300.0 ms"), "{line}");
     }
 }

@@ -56,6 +56,7 @@ pub(crate) struct Collector {
     live: LiveStats,
     ttft_window: RotatingWindow,
     e2e_window: RotatingWindow,
+    ttfa_window: RotatingWindow,
     ttft_second: loadkit_metrics::Histogram,
     e2e_second: loadkit_metrics::Histogram,
     last_tick_completed: u64,
@@ -92,6 +93,7 @@ impl Collector {
             },
             ttft_window: RotatingWindow::new(WINDOW_SLOTS),
             e2e_window: RotatingWindow::new(WINDOW_SLOTS),
+            ttfa_window: RotatingWindow::new(WINDOW_SLOTS),
             ttft_second: Default::default(),
             e2e_second: Default::default(),
             last_tick_completed: 0,
@@ -235,6 +237,8 @@ impl Collector {
                 if let Some(t) = r.ttft() {
                     self.ttft_window.record(t);
                     self.ttft_second.record(t);
+                } else if let Some(t) = r.ttfa() {
+                    self.ttfa_window.record(t);
                 }
                 self.e2e_window.record(r.e2e());
                 self.e2e_second.record(r.e2e());
@@ -274,8 +278,15 @@ impl Collector {
         };
         let e2e = self.e2e_window.merged();
         self.live.e2e_p50 = (!e2e.is_empty()).then(|| e2e.quantile(0.5));
+        let ttfa = self.ttfa_window.merged();
+        (self.live.ttfa_p50, self.live.ttfa_p95) = if ttfa.is_empty() {
+            (None, None)
+        } else {
+            (Some(ttfa.quantile(0.5)), Some(ttfa.quantile(0.95)))
+        };
         self.ttft_window.rotate();
         self.e2e_window.rotate();
+        self.ttfa_window.rotate();
         let live = self.live.clone();
         self.notify(&Event::Tick(&live));
     }

@@ -73,6 +73,22 @@ impl RequestRecord {
         self.first_content.map(|t| t.saturating_sub(self.sent))
     }
 
+    /// Time to first audio, for requests without text (speech): the [`TTFA`] span or sample a
+    /// speech protocol records (the smallest, when several).
+    pub fn ttfa(&self) -> Option<Duration> {
+        self.timings
+            .iter()
+            .find(|(name, _)| *name == TTFA)
+            .map(|(_, d)| d)
+            .or_else(|| {
+                self.samples
+                    .iter()
+                    .find(|(name, _, _)| *name == TTFA)
+                    .and_then(|(_, _, h)| h.entries().map(|(v, _)| v).min())
+                    .map(Duration::from_nanos)
+            })
+    }
+
     /// Time to first token from the intended start: first content − scheduled.
     pub fn ttft_corrected(&self) -> Option<Duration> {
         self.first_content.map(|t| t.saturating_sub(self.scheduled))
@@ -263,7 +279,15 @@ pub struct LiveStats {
     pub ttft_p95: Option<Duration>,
     /// End-to-end median over the window.
     pub e2e_p50: Option<Duration>,
+    /// Time to first audio (speech) median over the window.
+    pub ttfa_p50: Option<Duration>,
+    /// Time to first audio 95th percentile over the window.
+    pub ttfa_p95: Option<Duration>,
 }
+
+/// The name under which speech protocols record time to first audio (a span or a sample), so
+/// the live view can show it where there is no TTFT.
+pub const TTFA: &str = "ttfa";
 
 /// What the collector tells observers, in order, from one task.
 ///

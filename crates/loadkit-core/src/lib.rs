@@ -69,7 +69,7 @@ pub use client::{
 };
 pub use event::{
     Control, Event, LiveStats, MissReason, Named, NamedTimings, Observer, Phase, RequestRecord,
-    SampleUnit, Samples, Tallies, RATIO_SCALE,
+    SampleUnit, Samples, Tallies, RATIO_SCALE, TTFA,
 };
 pub use probe::{Probe, Stamp};
 pub use runner::{RunConfigError, Runner, RunnerBuilder, Saturation, StopReason};

@@ -24,7 +24,7 @@ pub const SPEECH_PATH: &str = "/audio/speech";
 /// The names under which a speech request's values are recorded.
 pub mod metric {
     /// `sent` → the first byte of audio (a span).
-    pub const TTFA: &str = "ttfa";
+    pub const TTFA: &str = loadkit_core::TTFA;
     /// Total time / audio duration (a ratio sample).
     pub const RTF: &str = "rtf";
     /// Audio received in milliseconds (a tally).

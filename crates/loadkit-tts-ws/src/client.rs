@@ -38,7 +38,7 @@ pub mod metric {
     /// Blocks whose stated duration is off the samples' by more than 1 % and 20 ms (tally).
     pub const DURATION_MISMATCHES: &str = "tts_duration_mismatches";
     /// Session start → the first audio the listener hears (block 0).
-    pub const TTFA: &str = "ttfa";
+    pub const TTFA: &str = loadkit_core::TTFA;
     /// A block's synthesis time (per block).
     pub const BLOCK_SYNTHESIS: &str = "block_synthesis";
     /// Synthesis time / audio duration (per block).
