@@ -200,7 +200,8 @@ fn run_client(bin: &Path, url: &str, o: &Options, out: &Path) -> Result<Value> {
 
 fn run_loadkit(bin: &Path, url: &str, load: &[&str], o: &Options, out: &Path) -> Result<Value> {
     let status = pinned(0, bin)
-        .args(["run", "--url", url, "--quiet"])
+        // --force: each bench run replaces its phase's report of the last one.
+        .args(["run", "--url", url, "--quiet", "--force"])
         .args(load)
         .args(["--duration", &format!("{}s", o.seconds)])
         .args(["--max-tokens", &o.tokens.to_string()])
@@ -581,7 +582,15 @@ fn speech(bin: &Path, out: &Path) -> Result<()> {
     let dir = out.join("tts-ws");
     let before = server.cpu_s();
     let status = pinned(0, bin)
-        .args(["run", "--protocol", "tts-ws", "--url", &url, "--quiet"])
+        .args([
+            "run",
+            "--protocol",
+            "tts-ws",
+            "--url",
+            &url,
+            "--quiet",
+            "--force",
+        ])
         .args(["--users", "200", "--iterations", "1", "--stagger", "5ms"])
         .args(["--blocks", "10", "--prefetch", "2", "--refill-below", "1s"])
         .args(["--block-words", "2", "--out"])
@@ -626,7 +635,15 @@ fn speech(bin: &Path, out: &Path) -> Result<()> {
     std::fs::write(&clip, silent_wav(16_000, 2))?;
     let before = server.cpu_s();
     let status = pinned(0, bin)
-        .args(["run", "--protocol", "asr", "--url", &url, "--quiet"])
+        .args([
+            "run",
+            "--protocol",
+            "asr",
+            "--url",
+            &url,
+            "--quiet",
+            "--force",
+        ])
         // Staggered over one service time, as callers arrive, not all in the same millisecond.
         .args(["--users", "64", "--stagger", "3ms"])
         .args(["--duration", "5s", "--audio"])
