@@ -18,9 +18,6 @@ use loadkit_core::{Control, Event, LiveStats, Observer, Phase};
 
 use crate::stderr::StderrLines;
 
-/// How long the end of the run waits for the bar's last draw.
-const FLUSH_WAIT: Duration = Duration::from_secs(1);
-
 /// What the run is expected to last: seconds of planned time, or a number of requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Planned {
@@ -157,7 +154,7 @@ impl Observer for LiveLine {
             Output::Lines(lines) => {
                 self.ticks += 1;
                 let line = plain_line(live, self.planned);
-                if self.ticks % self.every == 1 || self.every == 1 {
+                if (self.ticks - 1) % self.every == 0 {
                     // Not taken: the writer is still busy with an earlier line; skipped.
                     let _ = lines.send(line);
                     self.pending = None;
@@ -251,13 +248,7 @@ impl BarThread {
     fn finish(&mut self) {
         self.tx = None;
         if let Some(thread) = self.thread.take() {
-            let give_up = std::time::Instant::now() + FLUSH_WAIT;
-            while !thread.is_finished() && std::time::Instant::now() < give_up {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if thread.is_finished() {
-                let _ = thread.join();
-            }
+            crate::stderr::join_within(thread);
         }
     }
 }

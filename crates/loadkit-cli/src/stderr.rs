@@ -65,14 +65,21 @@ impl StderrLines {
     pub(crate) fn finish(&mut self) {
         self.lines = None;
         if let Some(writer) = self.writer.take() {
-            let give_up = std::time::Instant::now() + FLUSH_WAIT;
-            while !writer.is_finished() && std::time::Instant::now() < give_up {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if writer.is_finished() {
-                let _ = writer.join();
-            }
+            join_within(writer);
         }
+    }
+}
+
+/// Waits for a terminal-writing thread to end, at most [`FLUSH_WAIT`]: a thread stuck on a
+/// stalled stderr is left behind rather than hanging the exit (std has no timed join, so it
+/// polls).
+pub(crate) fn join_within(thread: JoinHandle<()>) {
+    let give_up = std::time::Instant::now() + FLUSH_WAIT;
+    while !thread.is_finished() && std::time::Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if thread.is_finished() {
+        let _ = thread.join();
     }
 }
 

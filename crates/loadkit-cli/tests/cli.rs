@@ -2,14 +2,16 @@
 //! output and exit codes.
 
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use loadkit_testbed::openai::{SimConfig, SimServer};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_loadkit");
+mod common;
+
+use common::{loadkit, tmp, BIN};
 
 /// A simulator on its own runtime, alive as long as the value.
 struct Sim {
@@ -44,20 +46,6 @@ impl Drop for Sim {
             self.runtime.block_on(server.shutdown());
         }
     }
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadkit-cli-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn loadkit(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
 }
 
 fn report(dir: &Path) -> Value {
@@ -1910,7 +1898,7 @@ fn metrics_addr_serves_prometheus_text_during_the_run_matching_the_final_report(
             "--metrics-addr",
             "127.0.0.1:0",
             "--metrics-linger",
-            "30s",
+            "10s",
             "--out",
             out.to_str().unwrap(),
         ])

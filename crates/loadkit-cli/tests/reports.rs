@@ -6,7 +6,9 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_loadkit");
+mod common;
+
+use common::{loadkit, tmp, BIN};
 
 /// Every chart the HTML report of a successful LLM run has.
 const CHARTS: [&str; 8] = [
@@ -19,23 +21,6 @@ const CHARTS: [&str; 8] = [
     "chart-percentiles-e2e",
     "chart-percentiles-schedule_lag",
 ];
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "loadkit-reports-test-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn loadkit(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
 
 fn text(o: &[u8]) -> String {
     String::from_utf8_lossy(o).into_owned()
