@@ -1268,8 +1268,10 @@ fn ws_chat_runs_under_every_load_pattern_with_the_http_metrics() {
         );
         let ttft = p50(&r, "ttft");
         assert!((19.5..45.0).contains(&ttft), "{pattern:?}: ttft {ttft}");
+        // ITL 5 ms injected. The server's thread catches up after a late timer, so on a busy
+        // machine a response's later gaps shrink (4.3 ms seen in CI); zero pacing would be ~0.
         let tpot = p50(&r, "tpot");
-        assert!((4.5..9.0).contains(&tpot), "{pattern:?}: tpot {tpot}");
+        assert!((3.5..9.0).contains(&tpot), "{pattern:?}: tpot {tpot}");
         assert!(p50(&r, "itl") > 0.0 && p50(&r, "e2e") > ttft, "{pattern:?}");
     }
 }
