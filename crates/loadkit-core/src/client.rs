@@ -85,6 +85,9 @@ pub struct RequestError {
     pub kind: ErrorKind,
     /// What went wrong, in one line.
     pub message: String,
+    /// How long the server asked clients to wait before trying again (`Retry-After` of a 429
+    /// or 503), when it said.
+    pub retry_after: Option<Duration>,
 }
 
 impl RequestError {
@@ -93,7 +96,15 @@ impl RequestError {
         Self {
             kind,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, carrying the server's `Retry-After`.
+    #[must_use]
+    pub fn with_retry_after(mut self, after: Option<Duration>) -> Self {
+        self.retry_after = after;
+        self
     }
 
     /// An HTTP status error; `body` is cut to a short single-line snippet.

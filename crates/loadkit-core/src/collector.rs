@@ -1,7 +1,9 @@
 //! The collector task: the single owner of statistics and observers. Everything arrives as a
 //! message; nothing is shared, so nothing is locked.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use loadkit_schedule::Pattern;
 
 use loadkit_metrics::RotatingWindow;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -9,7 +11,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{Control, Event, LiveStats, MissReason, Observer, Phase, RequestRecord};
-use crate::stats::{RunStats, TimelineEntry};
+use crate::runner::{CheckpointSink, ErrorRate, Extras};
+use crate::slo::Goodput;
+use crate::stats::{RunResult, RunStats, TimelineEntry};
 use crate::StopReason;
 
 /// What tasks tell the collector: one message per request start and end (the record carries
@@ -34,6 +38,11 @@ pub(crate) enum Msg {
     },
     Overrun {
         warmup: bool,
+    },
+    /// A closed-loop user waits `wait` as the server's `Retry-After` asked.
+    Waited {
+        warmup: bool,
+        wait: Duration,
     },
     Phase(Phase),
 }
@@ -62,6 +71,13 @@ pub(crate) struct Collector {
     last_tick_completed: u64,
     last_tick_tokens: u64,
     total_tokens: u64,
+    warmup: Duration,
+    goodput: Option<Goodput>,
+    max_error_rate: Option<ErrorRate>,
+    checkpoint: Option<(Duration, Box<dyn CheckpointSink>)>,
+    next_checkpoint: Duration,
+    started_at: SystemTime,
+    pattern: Option<Pattern>,
 }
 
 impl Collector {
@@ -70,8 +86,13 @@ impl Collector {
         max_failures: Option<u64>,
         stop: CancellationToken,
         tick: Duration,
-        warmup: bool,
+        warmup: Duration,
+        extras: Extras,
     ) -> Self {
+        let next_checkpoint = extras
+            .checkpoint
+            .as_ref()
+            .map_or(Duration::MAX, |(every, _)| *every);
         Self {
             stats: RunStats::default(),
             observers,
@@ -82,7 +103,7 @@ impl Collector {
             // Set by `run`: the run's start is fixed only after this (slow) setup.
             start: Instant::now(),
             tick,
-            phase: if warmup {
+            phase: if !warmup.is_zero() {
                 Phase::Warmup
             } else {
                 Phase::Measuring
@@ -99,13 +120,28 @@ impl Collector {
             last_tick_completed: 0,
             last_tick_tokens: 0,
             total_tokens: 0,
+            warmup,
+            goodput: extras.goodput,
+            max_error_rate: extras.max_error_rate,
+            checkpoint: extras.checkpoint,
+            next_checkpoint,
+            started_at: SystemTime::now(),
+            pattern: None,
         }
     }
 
     /// Runs until every sender is gone, ticking for live views and the timeline, for a run
-    /// that starts at `start`.
-    pub(crate) async fn run(mut self, mut rx: UnboundedReceiver<Msg>, start: Instant) -> Self {
+    /// that starts at `start` (`started_at` on the wall clock) on `pattern`.
+    pub(crate) async fn run(
+        mut self,
+        mut rx: UnboundedReceiver<Msg>,
+        start: Instant,
+        started_at: SystemTime,
+        pattern: Pattern,
+    ) -> Self {
         self.start = start;
+        self.started_at = started_at;
+        self.pattern = Some(pattern);
         let mut ticker = tokio::time::interval_at(self.start + self.tick, self.tick);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(256);
@@ -199,6 +235,13 @@ impl Collector {
                     self.stats.counters.overruns += 1;
                 }
             }
+            Msg::Waited { warmup, wait } => {
+                if !warmup {
+                    let c = &mut self.stats.counters;
+                    c.retry_after_waits += 1;
+                    c.retry_after_wait_ms += wait.as_millis() as u64;
+                }
+            }
             Msg::Phase(phase) => self.phase = phase,
         }
     }
@@ -250,6 +293,9 @@ impl Collector {
             self.stats.record_warmup(r);
         } else {
             self.stats.record(r);
+            if self.goodput.as_ref().is_some_and(|g| g.is_good(r)) {
+                self.stats.counters.goodput += 1;
+            }
         }
         self.notify(&Event::RequestFinished(r));
         if let Some(max) = self.max_failures {
@@ -289,6 +335,65 @@ impl Collector {
         self.ttfa_window.rotate();
         let live = self.live.clone();
         self.notify(&Event::Tick(&live));
+        self.check_error_rate(elapsed);
+        if elapsed >= self.next_checkpoint {
+            self.take_checkpoint(elapsed);
+        }
+    }
+
+    /// Stops the run when the failures among the requests that ended in the last window of
+    /// whole seconds (the timeline's, measured ones only) reach the limit.
+    fn check_error_rate(&mut self, elapsed: Duration) {
+        let Some(limit) = self.max_error_rate else {
+            return;
+        };
+        if self.phase != Phase::Measuring || self.stop_reason.is_some() {
+            return;
+        }
+        // The tick comes just after a second ends: the window is the last `window` whole
+        // seconds (and the moment of the current one), none of them in the warm-up.
+        let now = elapsed.as_secs() as usize;
+        let from = now
+            .saturating_sub(limit.window.as_secs() as usize)
+            .max(self.warmup.as_secs_f64().ceil() as usize);
+        let timeline = &self.stats.timeline;
+        let window = timeline.get(from..=now.min(timeline.len().saturating_sub(1)));
+        let (ok, failed) = window
+            .unwrap_or_default()
+            .iter()
+            .fold((0, 0), |(ok, failed), e| {
+                (ok + e.completed, failed + e.failed)
+            });
+        let ended = ok + failed;
+        if ended >= ErrorRate::MIN_REQUESTS && failed as f64 >= limit.rate * ended as f64 {
+            self.request_stop(StopReason::MaxErrorRate);
+        }
+    }
+
+    /// The run so far as a result: stop reason `running`, marked a checkpoint.
+    fn snapshot(&self, elapsed: Duration) -> RunResult {
+        RunResult {
+            stats: self.stats.clone(),
+            stop_reason: StopReason::Running,
+            pattern: self.pattern.clone().unwrap_or(Pattern {
+                kind: "unknown",
+                open_loop: true,
+                params: Vec::new(),
+            }),
+            started_at: self.started_at,
+            warmup: self.warmup,
+            elapsed,
+            measured: elapsed.saturating_sub(self.warmup),
+            checkpoint: true,
+        }
+    }
+
+    fn take_checkpoint(&mut self, elapsed: Duration) {
+        let snapshot = self.snapshot(elapsed);
+        if let Some((every, sink)) = &mut self.checkpoint {
+            sink.checkpoint(snapshot);
+            self.next_checkpoint = elapsed + *every;
+        }
     }
 
     /// Closes the per-second percentiles of the second that just ended.

@@ -60,6 +60,7 @@ mod probe;
 pub mod prompt;
 pub mod protocol;
 mod runner;
+pub mod slo;
 mod stats;
 pub mod sweep;
 mod timing;
@@ -72,7 +73,9 @@ pub use event::{
     SampleUnit, Samples, Tallies, RATIO_SCALE, TTFA,
 };
 pub use probe::{Probe, Stamp};
-pub use runner::{RunConfigError, Runner, RunnerBuilder, Saturation, StopReason};
+pub use runner::{
+    CheckpointSink, ErrorRate, RunConfigError, Runner, RunnerBuilder, Saturation, StopReason,
+};
 pub use stats::{FirstRequest, RunResult, RunStats, TimelineEntry};
 pub use tokio_util::sync::CancellationToken;
 

@@ -242,7 +242,12 @@ impl Probe {
 
     /// Ends the request and hands the record over. A success ends at its last
     /// [`mark_end`](Self::mark_end) (or now, when the client marked none); a failure ends now.
-    pub(crate) fn finish(mut self, outcome: Result<(), crate::RequestError>) {
+    /// Ends the request and sends its record; its error class and the server's `Retry-After`
+    /// when it failed.
+    pub(crate) fn finish(
+        mut self,
+        outcome: Result<(), crate::RequestError>,
+    ) -> Option<(loadkit_metrics::ErrorKind, Option<Duration>)> {
         let now = self.now();
         let end = match (&outcome, self.end_mark) {
             (Ok(()), Some(mark)) => mark,
@@ -251,8 +256,10 @@ impl Probe {
         self.close_segment(end);
         self.record.end = end;
         self.record.error = outcome.err();
+        let failure = self.record.error.as_ref().map(|e| (e.kind, e.retry_after));
         // A closed channel means the run is over; the record has nowhere to go.
         let _ = self.tx.send(Msg::Finished(Box::new(self.record)));
+        failure
     }
 
     #[cfg(test)]

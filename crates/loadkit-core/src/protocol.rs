@@ -19,7 +19,11 @@ use loadkit_schedule::Schedule;
 use tokio_util::sync::CancellationToken;
 
 use crate::prompt::PromptSource;
-use crate::{Client, Observer, RunConfigError, RunResult, Runner, Saturation, Source};
+use crate::slo::Goodput;
+use crate::{
+    CheckpointSink, Client, ErrorRate, Observer, RunConfigError, RunResult, Runner, Saturation,
+    Source,
+};
 
 /// One `--protocol` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,8 +387,18 @@ pub struct RunPlan {
     pub max_in_flight: u32,
     /// Open loop: what an arrival does at the cap.
     pub saturation: Saturation,
-    /// Stops the run from outside.
+    /// Stops the run from outside (in-flight requests get the grace period).
     pub cancel: Option<CancellationToken>,
+    /// Cancels in-flight requests at once, from outside.
+    pub abort: Option<CancellationToken>,
+    /// Stop at this share of failures over a sliding window.
+    pub max_error_rate: Option<ErrorRate>,
+    /// Closed loop: users wait out a `Retry-After`.
+    pub respect_retry_after: bool,
+    /// Count the requests meeting these per-request targets.
+    pub goodput: Option<Goodput>,
+    /// Snapshots of the run at this interval.
+    pub checkpoint: Option<(Duration, Box<dyn CheckpointSink>)>,
     /// Called by the collector, in order.
     pub observers: Vec<Box<dyn Observer>>,
 }
@@ -415,6 +429,11 @@ impl RunPlan {
             max_in_flight: 256,
             saturation: Saturation::Queue,
             cancel: None,
+            abort: None,
+            max_error_rate: None,
+            respect_retry_after: false,
+            goodput: None,
+            checkpoint: None,
             observers: Vec::new(),
         }
     }
@@ -451,6 +470,19 @@ impl RunPlan {
         }
         if let Some(token) = self.cancel {
             builder = builder.cancel_token(token);
+        }
+        if let Some(token) = self.abort {
+            builder = builder.abort_token(token);
+        }
+        if let Some(limit) = self.max_error_rate {
+            builder = builder.max_error_rate(limit);
+        }
+        builder = builder.respect_retry_after(self.respect_retry_after);
+        if let Some(rule) = self.goodput {
+            builder = builder.goodput(rule);
+        }
+        if let Some((every, sink)) = self.checkpoint {
+            builder = builder.checkpoint_boxed(every, sink);
         }
         for observer in self.observers {
             builder = builder.observer_boxed(observer);

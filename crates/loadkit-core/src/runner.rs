@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::FutureExt as _;
-use loadkit_metrics::TimeoutPhase;
+use loadkit_metrics::{ErrorKind, TimeoutPhase};
 use loadkit_schedule::{ArrivalSchedule, Pacing, Pattern, UserSchedule};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::collector::{Collector, Msg};
 use crate::event::{MissReason, Observer, Phase, RequestRecord};
+use crate::slo::Goodput;
 use crate::stats::RunResult;
 use crate::timing::{coarse_wait, sleep_until, spin_until};
 use crate::{Client, Probe, RequestCtx, RequestError, Source};
@@ -50,6 +51,10 @@ pub enum StopReason {
     MaxFailures,
     /// An SLO threshold was breached.
     Slo,
+    /// The share of failures over the error window reached its limit.
+    MaxErrorRate,
+    /// Not a stop: a checkpoint of a run still going (only in checkpoint results).
+    Running,
     /// The cancellation token fired (Ctrl+C / SIGTERM in the CLI).
     Signal,
     /// The schedule had no more arrivals.
@@ -64,6 +69,8 @@ impl StopReason {
             StopReason::Requests => "requests",
             StopReason::MaxFailures => "max_failures",
             StopReason::Slo => "slo",
+            StopReason::MaxErrorRate => "max_error_rate",
+            StopReason::Running => "running",
             StopReason::Signal => "signal",
             StopReason::Completed => "completed",
         }
@@ -99,7 +106,43 @@ struct Config {
     timeout: Option<Duration>,
     grace: Duration,
     max_failures: Option<u64>,
+    max_error_rate: Option<ErrorRate>,
     iterations: Option<u64>,
+    respect_retry_after: bool,
+}
+
+/// Stop once this share of the requests that ended in the last `window` failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ErrorRate {
+    /// The share, 0 to 1.
+    pub rate: f64,
+    /// The sliding window, whole seconds (at least 1).
+    pub window: Duration,
+}
+
+impl ErrorRate {
+    /// Fewest requests that must have ended in the window before the rate is judged.
+    pub const MIN_REQUESTS: u64 = 20;
+}
+
+/// Receives a snapshot of the run every checkpoint interval (on the collector task: hand the
+/// work to another thread rather than writing files here).
+pub trait CheckpointSink: Send + 'static {
+    /// A snapshot of the run so far: stop reason [`StopReason::Running`], `checkpoint` set.
+    fn checkpoint(&mut self, snapshot: RunResult);
+}
+
+impl<F: FnMut(RunResult) + Send + 'static> CheckpointSink for F {
+    fn checkpoint(&mut self, snapshot: RunResult) {
+        self(snapshot);
+    }
+}
+
+/// What the collector needs besides its own state.
+pub(crate) struct Extras {
+    pub(crate) goodput: Option<Goodput>,
+    pub(crate) max_error_rate: Option<ErrorRate>,
+    pub(crate) checkpoint: Option<(Duration, Box<dyn CheckpointSink>)>,
 }
 
 /// Builds a [`Runner`], validating every setting. See the crate docs for an example.
@@ -110,6 +153,9 @@ pub struct RunnerBuilder<C, S> {
     config: Config,
     observers: Vec<Box<dyn Observer>>,
     cancel: CancellationToken,
+    abort: CancellationToken,
+    goodput: Option<Goodput>,
+    checkpoint: Option<(Duration, Box<dyn CheckpointSink>)>,
 }
 
 impl<C, S> fmt::Debug for RunnerBuilder<C, S> {
@@ -126,6 +172,9 @@ pub struct Runner<C, S> {
     config: Config,
     observers: Vec<Box<dyn Observer>>,
     cancel: CancellationToken,
+    abort: CancellationToken,
+    goodput: Option<Goodput>,
+    checkpoint: Option<(Duration, Box<dyn CheckpointSink>)>,
 }
 
 impl<C, S> fmt::Debug for Runner<C, S> {
@@ -157,10 +206,15 @@ where
                 timeout: Some(Duration::from_secs(60)),
                 grace: Duration::from_secs(30),
                 max_failures: None,
+                max_error_rate: None,
                 iterations: None,
+                respect_retry_after: false,
             },
             observers: Vec::new(),
             cancel: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            goodput: None,
+            checkpoint: None,
         }
     }
 }
@@ -251,10 +305,52 @@ where
         self
     }
 
-    /// Cancelling this token stops the run at once: no new requests, in-flight ones cancelled,
-    /// and the result still returned.
+    /// Cancelling this token stops the run (stop reason `signal`): no new requests; in-flight
+    /// ones get the grace period to finish (or are cancelled at once by the
+    /// [`abort_token`](Self::abort_token)); the result is still returned.
     pub fn cancel_token(mut self, token: CancellationToken) -> Self {
         self.cancel = token;
+        self
+    }
+
+    /// Cancelling this token cancels every in-flight request at once (counted `cancelled`,
+    /// neither success nor failure) and stops the run if it was still going.
+    pub fn abort_token(mut self, token: CancellationToken) -> Self {
+        self.abort = token;
+        self
+    }
+
+    /// Stop once `limit.rate` of the requests that ended in the last `limit.window` failed
+    /// (judged once per second, from [`ErrorRate::MIN_REQUESTS`] requests in the window, after
+    /// warm-up); stop reason `max_error_rate`.
+    pub fn max_error_rate(mut self, limit: ErrorRate) -> Self {
+        self.config.max_error_rate = Some(limit);
+        self
+    }
+
+    /// Closed loop: a user whose request failed with a `Retry-After` (a 429 or 503) waits that
+    /// long before its next request; the waits are counted (`retry_after_waits`).
+    pub fn respect_retry_after(mut self, yes: bool) -> Self {
+        self.config.respect_retry_after = yes;
+        self
+    }
+
+    /// Count the measured requests that meet every per-request target of `rule`
+    /// (`counters.goodput`).
+    pub fn goodput(mut self, rule: Goodput) -> Self {
+        self.goodput = Some(rule);
+        self
+    }
+
+    /// Every `every`, hand `sink` a snapshot of the run so far (for crash-safe reports).
+    pub fn checkpoint(mut self, every: Duration, sink: impl CheckpointSink) -> Self {
+        self.checkpoint = Some((every, Box::new(sink)));
+        self
+    }
+
+    /// [`checkpoint`](Self::checkpoint) with a sink that is already boxed.
+    pub fn checkpoint_boxed(mut self, every: Duration, sink: Box<dyn CheckpointSink>) -> Self {
+        self.checkpoint = Some((every, sink));
         self
     }
 
@@ -312,6 +408,25 @@ where
                 return Err(RunConfigError::Invalid("the schedule has no users".into()));
             }
         }
+        if let Some(limit) = c.max_error_rate {
+            if !(limit.rate > 0.0 && limit.rate <= 1.0) {
+                return Err(RunConfigError::Invalid(
+                    "the error rate limit must be above 0 and at most 100 %".into(),
+                ));
+            }
+            if limit.window < Duration::from_secs(1) || limit.window > MAX_SPAN {
+                return Err(RunConfigError::Invalid(
+                    "the error window must be at least 1 s".into(),
+                ));
+            }
+        }
+        if let Some((every, _)) = &self.checkpoint {
+            if every.is_zero() {
+                return Err(RunConfigError::Invalid(
+                    "the checkpoint interval must be positive".into(),
+                ));
+            }
+        }
         Ok(Runner {
             client: self.client,
             source: self.source,
@@ -319,6 +434,9 @@ where
             config: self.config,
             observers: self.observers,
             cancel: self.cancel,
+            abort: self.abort,
+            goodput: self.goodput,
+            checkpoint: self.checkpoint,
         })
     }
 }
@@ -336,6 +454,7 @@ struct Shared<C, S> {
     seq: AtomicU64,
     measured: AtomicU64,
     request_limit: Option<u64>,
+    respect_retry_after: bool,
 }
 
 impl<C, S> Shared<C, S>
@@ -369,7 +488,13 @@ where
     }
 
     /// Sends one request on `session`, which is reset when the call did not end by itself.
-    async fn execute(&self, session: &mut C::Session, ctx: RequestCtx, warmup: bool, queued: bool) {
+    async fn execute(
+        &self,
+        session: &mut C::Session,
+        ctx: RequestCtx,
+        warmup: bool,
+        queued: bool,
+    ) -> Option<(ErrorKind, Option<Duration>)> {
         let request = self.source.make(&ctx);
         let sent = self.start.elapsed();
         let _ = self.tx.send(Msg::Started {
@@ -408,7 +533,7 @@ where
                 Err(abandoned.into_error())
             }
         };
-        probe.finish(outcome);
+        probe.finish(outcome)
     }
 }
 
@@ -477,6 +602,9 @@ where
             config,
             observers,
             cancel,
+            abort,
+            goodput,
+            checkpoint,
         } = self;
         let (tx, rx) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
@@ -487,13 +615,18 @@ where
             config.max_failures,
             stop.clone(),
             Duration::from_secs(1),
-            !config.warmup.is_zero(),
+            config.warmup,
+            Extras {
+                goodput,
+                max_error_rate: config.max_error_rate,
+                checkpoint,
+            },
         );
         // The schedule starts a moment after setup, so the first arrivals are not late by the
         // time it takes to spawn the collector and wake the runtime's threads.
         let start = Instant::now() + START_LEAD;
         let started_at = SystemTime::now() + START_LEAD;
-        let collector = tokio::spawn(collector.run(rx, start));
+        let collector = tokio::spawn(collector.run(rx, start, started_at, pattern.clone()));
         let shared = Arc::new(Shared {
             client,
             source,
@@ -501,10 +634,11 @@ where
             start,
             warmup: config.warmup,
             timeout: config.timeout,
-            abort: CancellationToken::new(),
+            abort: abort.clone(),
             seq: AtomicU64::new(0),
             measured: AtomicU64::new(0),
             request_limit: config.requests,
+            respect_retry_after: config.respect_retry_after,
         });
         // The run ends at its duration, or where a finite user schedule (stages) ends.
         let schedule_end = match &load {
@@ -520,6 +654,7 @@ where
         };
         let ctl = RunControl {
             cancel,
+            abort,
             stop,
             deadline,
             grace: config.grace,
@@ -566,6 +701,7 @@ where
             warmup: config.warmup,
             elapsed,
             measured: window_end.saturating_sub(config.warmup),
+            checkpoint: false,
         }
     }
 }
@@ -589,6 +725,8 @@ impl<T> Drop for AbortOnDrop<T> {
 #[derive(Clone)]
 struct RunControl {
     cancel: CancellationToken,
+    /// Cancels in-flight requests at once (a second Ctrl+C).
+    abort: CancellationToken,
     stop: CancellationToken,
     deadline: Option<Instant>,
     grace: Duration,
@@ -603,6 +741,7 @@ impl RunControl {
         tokio::select! {
             biased;
             _ = self.cancel.cancelled() => Some(StopReason::Signal),
+            _ = self.abort.cancelled() => Some(StopReason::Signal),
             _ = self.stop.cancelled() => None,
             _ = until(self.deadline) => Some(StopReason::Duration),
         }
@@ -796,8 +935,8 @@ fn count_unsent<C, S>(
     }
 }
 
-/// Lets in-flight work finish within the grace period (at once on a signal), cancelling what
-/// remains.
+/// Lets in-flight work finish within the grace period, cancelling what remains: at once when
+/// the abort token fires, or when a signal comes while a run stopped for another reason drains.
 async fn drain(
     reason: Option<StopReason>,
     ctl: &RunControl,
@@ -805,17 +944,15 @@ async fn drain(
     finished: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(finished);
-    if reason == Some(StopReason::Signal) {
-        abort.cancel();
-    } else {
-        tokio::select! {
-            biased;
-            _ = &mut finished => return,
-            _ = ctl.cancel.cancelled() => {}
-            _ = tokio::time::sleep(ctl.grace) => {}
-        }
-        abort.cancel();
+    let signalled = reason == Some(StopReason::Signal);
+    tokio::select! {
+        biased;
+        _ = &mut finished => return,
+        _ = ctl.abort.cancelled() => {}
+        _ = ctl.cancel.cancelled(), if !signalled => {}
+        _ = tokio::time::sleep(ctl.grace) => {}
     }
+    abort.cancel();
     finished.await;
 }
 
@@ -856,6 +993,7 @@ where
             done: done.clone(),
             deadline: ctl.deadline,
             iterations: ctl.iterations.unwrap_or(u64::MAX),
+            connect_backoff: Duration::ZERO,
         };
         users.spawn(user_loop.run());
     }
@@ -893,7 +1031,14 @@ struct UserLoop<C, S> {
     deadline: Option<Instant>,
     /// Iterations left before the user leaves.
     iterations: u64,
+    /// The current wait after a failed connection (zero after a request that connected).
+    connect_backoff: Duration,
 }
+
+/// First wait of a closed-loop user after a connection could not be made.
+const CONNECT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// Longest such wait.
+const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 impl<C, S> UserLoop<C, S>
 where
@@ -924,6 +1069,42 @@ where
         let start = self.shared.start;
         if overrun && self.deadline.is_some_and(|d| start + slot < d) {
             Unsent::new(&self.shared.tx, self.shared.warmup, MissReason::SkippedSlot).add(slot);
+        }
+    }
+
+    /// After a failure: waits out the server's `Retry-After` (when respected), or backs off
+    /// after a connection that could not be made (10 ms doubling to 1 s, so a user does not
+    /// spin on a refused port); `false` when the run ended meanwhile.
+    async fn back_off(
+        &mut self,
+        failure: Option<(ErrorKind, Option<Duration>)>,
+        warmup: bool,
+    ) -> bool {
+        let wait = match failure {
+            None => {
+                self.connect_backoff = Duration::ZERO;
+                return true;
+            }
+            Some((_, Some(after))) if self.shared.respect_retry_after => {
+                let _ = self.shared.tx.send(Msg::Waited {
+                    warmup,
+                    wait: after,
+                });
+                after
+            }
+            Some((ErrorKind::Connect, _)) => {
+                self.connect_backoff =
+                    (self.connect_backoff * 2).clamp(CONNECT_BACKOFF_MIN, CONNECT_BACKOFF_MAX);
+                self.connect_backoff
+            }
+            Some(_) => return true,
+        };
+        let until = Instant::now() + wait;
+        let until = self.deadline.map_or(until, |d| until.min(d));
+        tokio::select! {
+            biased;
+            _ = self.done.cancelled() => false,
+            _ = tokio::time::sleep_until(until) => true,
         }
     }
 
@@ -972,9 +1153,12 @@ where
                 user: Some(self.user),
                 scheduled: slot.min(intended),
             };
-            self.shared.execute(&mut session, ctx, warmup, false).await;
+            let failure = self.shared.execute(&mut session, ctx, warmup, false).await;
             self.iterations -= 1;
             if self.iterations == 0 {
+                return;
+            }
+            if !self.back_off(failure, warmup).await {
                 return;
             }
             let ended = start.elapsed();

@@ -251,11 +251,14 @@ pub struct RunResult {
     /// that was not cancelled, whichever is later. Waiting out the grace period for a request
     /// that is then cancelled does not stretch it.
     pub measured: Duration,
+    /// `true` for a snapshot taken while the run was still going (a checkpoint), not its end.
+    pub checkpoint: bool,
 }
 
 impl RunResult {
-    /// `true` when the run was stopped by its cancellation token (e.g. Ctrl+C).
+    /// `true` when the run did not end by its own rules: stopped by its cancellation token
+    /// (e.g. Ctrl+C), or this is a checkpoint of a run still going.
     pub fn interrupted(&self) -> bool {
-        self.stop_reason == StopReason::Signal
+        self.stop_reason == StopReason::Signal || self.checkpoint
     }
 }

@@ -252,7 +252,7 @@ async fn timeouts_are_classified() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn cancellation_stops_at_once_and_still_returns_the_result() {
+async fn cancellation_stops_scheduling_and_lets_in_flight_requests_finish_within_the_grace() {
     let token = CancellationToken::new();
     let cancel = token.clone();
     tokio::spawn(async move {
@@ -269,10 +269,59 @@ async fn cancellation_stops_at_once_and_still_returns_the_result() {
         .await;
     assert_eq!(r.stop_reason, StopReason::Signal);
     assert!(r.interrupted());
-    assert_eq!(r.stats.counters.started, 5);
-    assert_eq!(r.stats.counters.cancelled, 5);
-    assert_eq!(r.stats.counters.failed, 0);
-    assert!(r.elapsed < S(3));
+    let c = r.stats.counters;
+    // Sent at 0, 0.5, ..., 2.0 s; each takes 10 s and finishes inside the 30 s grace.
+    assert_eq!(
+        (c.started, c.succeeded, c.cancelled, c.failed),
+        (5, 5, 0, 0)
+    );
+    assert!(r.elapsed >= S(12) && r.elapsed < S(13), "{:?}", r.elapsed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_abort_token_cancels_in_flight_requests_at_once_and_still_returns_the_result() {
+    let (cancel, abort) = (CancellationToken::new(), CancellationToken::new());
+    let (first, second) = (cancel.clone(), abort.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(MS(2250)).await;
+        first.cancel();
+        tokio::time::sleep(S(1)).await;
+        second.cancel();
+    });
+    let r = Runner::builder(Fake::new(S(10)), seq)
+        .open_loop(ConstantRate::new(2.0).unwrap())
+        .duration(S(60))
+        .cancel_token(cancel)
+        .abort_token(abort)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(r.stop_reason, StopReason::Signal);
+    let c = r.stats.counters;
+    assert_eq!((c.started, c.cancelled, c.failed), (5, 5, 0), "{c:?}");
+    assert!(r.elapsed < MS(3300), "{:?}", r.elapsed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_abort_token_alone_stops_the_run_at_once() {
+    let abort = CancellationToken::new();
+    let fire = abort.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(MS(1250)).await;
+        fire.cancel();
+    });
+    let r = Runner::builder(Fake::new(S(10)), seq)
+        .open_loop(ConstantRate::new(2.0).unwrap())
+        .duration(S(60))
+        .abort_token(abort)
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert_eq!(r.stop_reason, StopReason::Signal);
+    assert_eq!(r.stats.counters.cancelled, 3);
+    assert!(r.elapsed < S(2));
 }
 
 #[tokio::test(start_paused = true)]
@@ -644,6 +693,7 @@ async fn a_signal_counts_the_arrivals_due_before_it() {
         .open_loop(ConstantRate::new(10.0).unwrap())
         .duration(S(60))
         .max_in_flight(2)
+        .grace(Duration::ZERO)
         .cancel_token(cancel)
         .build()
         .unwrap()
@@ -783,7 +833,7 @@ async fn cancelled_requests_leave_no_gaps_behind() {
     let r = Runner::builder(fake, seq)
         .closed_loop(FixedUsers::new(2).unwrap())
         .duration(S(10))
-        .cancel_token(cancel)
+        .abort_token(cancel)
         .build()
         .unwrap()
         .run()

@@ -384,6 +384,36 @@ pub async fn preflight(url: &str, timeout: Duration) -> Result<(), RequestError>
     client.preflight(&uri).await
 }
 
+/// The longest `Retry-After` taken at its word (a server asking for more is capped to it).
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
+
+/// `Retry-After` as a wait: delay-seconds (`120`, fractions accepted) or an HTTP date, capped
+/// at [`RETRY_AFTER_MAX`]; `None` when absent or unreadable.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(hyper::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    let wait = match value.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => {
+            Duration::from_secs_f64(secs.min(RETRY_AFTER_MAX.as_secs_f64()))
+        }
+        Ok(_) => return None,
+        Err(_) => httpdate_wait(value)?,
+    };
+    Some(wait.min(RETRY_AFTER_MAX))
+}
+
+/// The time until an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`); zero when it is past.
+fn httpdate_wait(value: &str) -> Option<Duration> {
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
 /// A response head and its body.
 #[derive(Debug)]
 pub struct Response {
@@ -413,13 +443,14 @@ impl Response {
     /// [`error_body_message`]; an empty body gives just `HTTP {status}`).
     pub async fn error(self, probe: &mut Probe) -> RequestError {
         let status = self.status.as_u16();
+        let retry_after = retry_after(&self.headers);
         let text = self.body.collect_prefix(ERROR_BODY_LIMIT, probe).await;
         let message = if text.trim_ascii().is_empty() {
             String::new()
         } else {
             error_body_message(&text)
         };
-        RequestError::http_status(status, &message)
+        RequestError::http_status(status, &message).with_retry_after(retry_after)
     }
 
     /// A `protocol` error unless the body is declared as Server-Sent Events.
@@ -607,5 +638,43 @@ impl ResponseBody {
             }
         }
         buf.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            hyper::header::RETRY_AFTER,
+            HeaderValue::from_str(value).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates_and_caps_them() {
+        assert_eq!(retry_after(&headers("2")), Some(Duration::from_secs(2)));
+        assert_eq!(
+            retry_after(&headers(" 0.5 ")),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(retry_after(&headers("86400")), Some(RETRY_AFTER_MAX));
+        assert_eq!(retry_after(&headers("-1")), None);
+        assert_eq!(retry_after(&headers("soon")), None);
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+        // A date in the past: try again now.
+        assert_eq!(
+            retry_after(&headers("Wed, 21 Oct 2015 07:28:00 GMT")),
+            Some(Duration::ZERO)
+        );
+        let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(60));
+        let wait = retry_after(&headers(&later)).unwrap();
+        assert!(
+            wait > Duration::from_secs(55) && wait <= Duration::from_secs(60),
+            "{wait:?}"
+        );
     }
 }

@@ -33,6 +33,7 @@ pub mod protocol;
 pub use body::UPLOAD_CHUNK;
 pub use header::{insert_headers, parse_header, HeaderError};
 pub use http::{
-    parse_url, preflight, HttpClient, HttpConfig, HttpConfigError, Response, ResponseBody,
-    DEFAULT_MAX_EVENT_SIZE, DRAIN_GRACE, ERROR_BODY_LIMIT, FINISH_INLINE,
+    parse_url, preflight, retry_after, HttpClient, HttpConfig, HttpConfigError, Response,
+    ResponseBody, DEFAULT_MAX_EVENT_SIZE, DRAIN_GRACE, ERROR_BODY_LIMIT, FINISH_INLINE,
+    RETRY_AFTER_MAX,
 };

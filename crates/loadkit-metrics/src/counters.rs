@@ -55,6 +55,12 @@ pub struct Counters {
     pub stale_connection_retries: u64,
     /// Response body bytes received.
     pub bytes: u64,
+    /// Successful requests whose own values met every goodput target (0 when no targets).
+    pub goodput: u64,
+    /// Closed loop with Retry-After respected: times a user waited as the server asked.
+    pub retry_after_waits: u64,
+    /// Milliseconds those waits took in all.
+    pub retry_after_wait_ms: u64,
 }
 
 impl Counters {
@@ -85,6 +91,9 @@ impl Counters {
             content_chunks,
             stale_connection_retries,
             bytes,
+            goodput,
+            retry_after_waits,
+            retry_after_wait_ms,
         } = *other;
         self.started += started;
         self.succeeded += succeeded;
@@ -110,6 +119,9 @@ impl Counters {
         self.content_chunks += content_chunks;
         self.stale_connection_retries += stale_connection_retries;
         self.bytes += bytes;
+        self.goodput += goodput;
+        self.retry_after_waits += retry_after_waits;
+        self.retry_after_wait_ms += retry_after_wait_ms;
     }
 
     /// Requests that finished, successfully or not (cancelled ones excluded).
