@@ -160,6 +160,22 @@ pub(crate) enum CompareFormat {
     Html,
 }
 
+/// `5%` → 0.05, above 0 and at most 100 %.
+fn error_rate(text: &str) -> Result<f64, String> {
+    match percent(text)? {
+        p if p > 0.0 && p <= 1.0 => Ok(p),
+        _ => Err(format!("must be above 0% and at most 100%, got '{text}'")),
+    }
+}
+
+fn slo_targets(text: &str) -> Result<Vec<loadkit_core::slo::Target>, String> {
+    loadkit_core::slo::Target::parse_list(text).map_err(|e| e.to_string())
+}
+
+fn goodput_rule(text: &str) -> Result<loadkit_core::slo::Goodput, String> {
+    loadkit_core::slo::Goodput::parse(text).map_err(|e| e.to_string())
+}
+
 /// `5%` or `5` → 0.05.
 fn percent(text: &str) -> Result<f64, String> {
     let number = text.trim().trim_end_matches('%');
@@ -398,9 +414,64 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s", requires = "metrics_addr")]
     pub(crate) metrics_linger: Duration,
 
-    /// Stop the run after this many failed requests (0: never). Exit code 1 when reached.
-    #[arg(long, value_name = "N", default_value = "0")]
+    /// Stop the run after this many failed requests (0: never; also LOADKIT_MAX_FAILURES).
+    /// The report holds everything up to the stop; exit code 1.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "0",
+        env = "LOADKIT_MAX_FAILURES",
+        help_heading = "Stop rules and SLOs"
+    )]
     pub(crate) max_failures: u64,
+
+    /// Stop once this share of the requests that ended within --error-window failed (judged
+    /// each second, after warm-up, from 20 requests in the window); exit code 1.
+    #[arg(long, value_name = "PERCENT", value_parser = error_rate, help_heading = "Stop rules and SLOs")]
+    pub(crate) max_error_rate: Option<f64>,
+
+    /// The sliding window of --max-error-rate (whole seconds).
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "30s", requires = "max_error_rate", help_heading = "Stop rules and SLOs")]
+    pub(crate) error_window: Duration,
+
+    /// Service-level targets judged on the final report, comma-separated or repeated:
+    /// METRIC.STAT<VALUE for distributions (ttft.p95<500ms, itl.p99.9<100ms, e2e.mean<2s;
+    /// p50..p99.9, mean, min, max), success>99%, error_rate<1%, rps>10, goodput_per_s>5,
+    /// goodput_ratio>90%, or any number of the report by path
+    /// (throughput.output_tokens_per_s>=100). A target missed: which and by how much, exit 1.
+    #[arg(long, value_name = "TARGETS", value_parser = slo_targets, action = clap::ArgAction::Append, help_heading = "Stop rules and SLOs")]
+    pub(crate) slo: Vec<Vec<loadkit_core::slo::Target>>,
+
+    /// Also check the --slo targets over request values (ttft, itl, tpot, e2e, success,
+    /// error_rate) once a second during the run, and stop at the first one missed, once it
+    /// has its sample: 100 requests, and for a percentile p enough for ten values beyond it
+    /// (200 for p95, 1,000 for p99).
+    #[arg(long, requires = "slo", help_heading = "Stop rules and SLOs")]
+    pub(crate) abort_on_slo: bool,
+
+    /// Count requests whose own values each meet every target (per request, not
+    /// percentiles): ttft<500ms,tpot<50ms,e2e<10s (also itl: the request's largest gap,
+    /// ttfa, ttft_corrected, e2e_corrected). Reported as slo.goodput_per_s and
+    /// slo.goodput_ratio.
+    #[arg(long, value_name = "TARGETS", value_parser = goodput_rule, help_heading = "Stop rules and SLOs")]
+    pub(crate) goodput: Option<loadkit_core::slo::Goodput>,
+
+    /// Closed loop: a user whose request got a 429 or 503 with Retry-After waits that long
+    /// (at most 5 minutes) before its next request; the waits are counted in the report.
+    #[arg(long, help_heading = "Stop rules and SLOs")]
+    pub(crate) respect_retry_after: bool,
+
+    /// Write report.json every this often during the run (atomically, marked
+    /// `checkpoint: true`), so a killed run leaves a valid report losing at most one interval;
+    /// 0s: only at the end.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "10s", help_heading = "Report")]
+    pub(crate) checkpoint_every: Duration,
+
+    /// Stream one JSON line per finished request (intended start, sent, first byte, first
+    /// token, end, status, error class, tokens; ms from the run's start) to FILE, flushed
+    /// every second. A relative FILE goes inside the --out directory.
+    #[arg(long, value_name = "FILE", help_heading = "Report")]
+    pub(crate) raw: Option<PathBuf>,
 
     /// Load-test a voice stack: its ASR, its TTS, or both side by side (one run each, with
     /// this load pattern; one summary each; reports in --out/asr and --out/tts). Chooses the

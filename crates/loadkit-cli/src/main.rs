@@ -4,6 +4,7 @@
 mod args;
 mod compare;
 mod docgen;
+mod durable;
 mod live;
 mod pattern;
 mod plan;

@@ -23,6 +23,32 @@ pub(crate) fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// File descriptors kept for everything but the connections (the runtime, files, stdio).
+const FD_MARGIN: u64 = 64;
+
+/// Raises the soft open-file limit to the hard one (where the system allows), so that
+/// `concurrency` connections fit; one clear line when they cannot.
+pub(crate) fn raise_open_files(concurrency: u64) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        let need = concurrency.saturating_add(FD_MARGIN);
+        let limit = match rlimit::increase_nofile_limit(
+            need.max(rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(0, |(_, hard)| hard)),
+        ) {
+            Ok(limit) => limit,
+            Err(_) => return Ok(()),
+        };
+        if limit < need {
+            return Err(format!(
+                "{concurrency} concurrent requests need about {need} open files, but this process may open only {limit} (ulimit -n; the hard limit caps it): lower the concurrency or raise the limit"
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = concurrency;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -41,6 +41,8 @@ pub(crate) struct Ready {
     simulator: Option<Box<dyn Simulator>>,
     load: Schedule,
     duration: Option<Duration>,
+    /// Where the report goes (fixed before the load: checkpoints and raw records go there too).
+    out_dir: PathBuf,
 }
 
 /// A finished run: its summary, where its report went, its exit code.
@@ -117,16 +119,23 @@ pub(crate) async fn prepare(args: RunArgs) -> Result<Option<Ready>, Fatal> {
             crate::secret::redact(&settings.url)
         );
     }
+    let concurrency = match &load {
+        Schedule::Open(_) => u64::from(args.max_in_flight),
+        Schedule::Closed(users) => u64::from(users.max_users()),
+    };
+    process::raise_open_files(concurrency).map_err(Fatal::usage)?;
     launch
         .preflight()
         .await
         .map_err(|e| Fatal::new(exit::UNREACHABLE, e))?;
+    let out_dir = args.target.out.clone().unwrap_or_else(default_out_dir);
     Ok(Some(Ready {
         args,
         launch,
         simulator,
         load,
         duration,
+        out_dir,
     }))
 }
 
@@ -144,10 +153,41 @@ impl Ready {
             simulator,
             load,
             duration,
+            out_dir,
         } = self;
         let target = launch.target().to_owned();
         let protocol_settings = launch.settings();
         let mut plan = plan(&args, load, duration);
+        let run_meta = meta(
+            &args,
+            target.clone(),
+            simulator.is_some(),
+            &protocol_settings,
+        );
+        let targets: Vec<loadkit_core::slo::Target> = args.slo.iter().flatten().cloned().collect();
+        let breach = if args.abort_on_slo {
+            let (live, breach) = loadkit_core::slo::LiveSlo::new(&targets);
+            plan.observers.push(Box::new(live));
+            Some(breach)
+        } else {
+            None
+        };
+        let mut writers = Vec::new();
+        if !args.checkpoint_every.is_zero() {
+            let (sink, writer) =
+                crate::durable::Checkpoints::start(out_dir.clone(), run_meta.clone()).map_err(
+                    |e| Fatal::usage(format!("cannot write into {}: {e}", out_dir.display())),
+                )?;
+            plan.checkpoint = Some((args.checkpoint_every, Box::new(sink)));
+            writers.push(writer);
+        }
+        let raw_path = args.raw.as_ref().map(|raw| out_dir.join(raw));
+        if let Some(path) = &raw_path {
+            let (records, writer) = crate::durable::RawRecords::start(path)
+                .map_err(|e| Fatal::usage(format!("--raw {}: {e}", path.display())))?;
+            plan.observers.push(Box::new(records));
+            writers.push(writer);
+        }
         // Up until the report is written, then dropped (and stopped).
         let exporter = match &args.metrics_addr {
             Some(addr) => Some(metrics_exporter(&args, addr, &target, &mut plan).await?),
@@ -158,14 +198,37 @@ impl Ready {
             .await
             .map_err(|e| Fatal::new(exit::USAGE, e))?;
         let result = outcome.result;
+        // Every checkpoint and raw line is on disk before the final report replaces them.
+        for writer in writers {
+            if let Some(e) = writer.finish() {
+                eprintln!("warning: {}", crate::secret::redact(&e));
+            }
+        }
 
-        let mut report = Report::from_run(
-            &result,
-            meta(&args, target, simulator.is_some(), &protocol_settings),
-        );
+        let mut run_meta = run_meta;
+        run_meta.cpu_s = process::cpu_seconds();
+        run_meta.peak_rss_bytes = process::peak_rss_bytes();
+        let mut report = Report::from_run(&result, run_meta);
         report.add_sections(&outcome.sections);
-        let out_dir = args.target.out.clone().unwrap_or_else(default_out_dir);
-        let written = write_report(&out_dir, &report, &args.target.format.0);
+        if !targets.is_empty() || args.goodput.is_some() {
+            let mut slo = loadkit_report::evaluate_slo(
+                &report,
+                &targets,
+                args.goodput.as_ref(),
+                result.stats.counters.goodput,
+            );
+            slo.aborted_by = breach.as_ref().and_then(|b| b.get()).map(|b| {
+                format!(
+                    "{} was {} after {} requests",
+                    b.target, b.description, b.requests
+                )
+            });
+            report.slo = Some(slo);
+        }
+        let written = write_report(&out_dir, &report, &args.target.format.0).map(|mut paths| {
+            paths.extend(raw_path);
+            paths
+        });
         if exporter.is_some() && !args.metrics_linger.is_zero() {
             eprintln!(
                 "metrics final: /metrics stays up for {}",
@@ -177,10 +240,22 @@ impl Ready {
         if let Some(sim) = simulator {
             sim.shutdown().await;
         }
+        let mut code = exit_code(&result);
+        if let Some(slo) = report.slo.as_ref().filter(|s| !s.passed) {
+            for t in slo.targets.iter().filter(|t| !t.passed) {
+                eprintln!("SLO failed: {}: {}", t.expr, t.detail);
+            }
+            if code == exit::OK {
+                code = exit::THRESHOLD;
+            }
+        }
+        if let Some(reason) = stop_message(&args, &result) {
+            eprintln!("{reason}");
+        }
         Ok(Done {
             summary: crate::secret::redact(&render_summary(&report)),
             written,
-            code: exit_code(&result),
+            code,
         })
     }
 }
@@ -264,7 +339,8 @@ pub(crate) fn settings(
 /// The schedule, stop conditions and observers the flags ask for.
 fn plan(args: &RunArgs, load: Schedule, duration: Option<Duration>) -> RunPlan {
     let cancel = CancellationToken::new();
-    watch_signals(cancel.clone());
+    let abort = CancellationToken::new();
+    watch_signals(cancel.clone(), abort.clone(), args.grace);
     let mut plan = RunPlan::new(load);
     plan.duration = duration;
     plan.requests = args.requests;
@@ -273,12 +349,19 @@ fn plan(args: &RunArgs, load: Schedule, duration: Option<Duration>) -> RunPlan {
     plan.timeout = Some(args.target.timeout);
     plan.grace = args.grace;
     plan.max_failures = args.max_failures;
+    plan.max_error_rate = args.max_error_rate.map(|rate| loadkit_core::ErrorRate {
+        rate,
+        window: args.error_window.max(Duration::from_secs(1)),
+    });
+    plan.respect_retry_after = args.respect_retry_after;
+    plan.goodput = args.goodput.clone();
     plan.max_in_flight = args.max_in_flight;
     plan.saturation = match args.on_saturation {
         OnSaturation::Queue => Saturation::Queue,
         OnSaturation::Drop => Saturation::Drop,
     };
     plan.cancel = Some(cancel);
+    plan.abort = Some(abort);
     if args.target.verbose {
         plan.observers
             .push(Box::new(crate::verbose::RequestLines::new()));
@@ -318,8 +401,27 @@ pub(crate) fn prompt_source(args: &TargetArgs) -> PromptSource {
 fn exit_code(result: &RunResult) -> u8 {
     match result.stop_reason {
         StopReason::Signal => exit::INTERRUPTED,
-        StopReason::MaxFailures | StopReason::Slo => exit::THRESHOLD,
+        StopReason::MaxFailures | StopReason::Slo | StopReason::MaxErrorRate => exit::THRESHOLD,
         _ => exit::OK,
+    }
+}
+
+/// One line on why a stop rule ended the run early.
+fn stop_message(args: &RunArgs, result: &RunResult) -> Option<String> {
+    let c = &result.stats.counters;
+    let at = format!("{:.1} s", result.elapsed.as_secs_f64());
+    match result.stop_reason {
+        StopReason::MaxFailures => Some(format!(
+            "stopped: {} failures reached --max-failures {} at {at}",
+            c.failed, args.max_failures
+        )),
+        StopReason::MaxErrorRate => Some(format!(
+            "stopped: failures reached --max-error-rate {:.1} % of the requests that ended in the last {} at {at}",
+            args.max_error_rate.unwrap_or_default() * 100.0,
+            humantime::format_duration(args.error_window)
+        )),
+        StopReason::Slo => Some(format!("stopped: an SLO target was missed during the run (--abort-on-slo) at {at}")),
+        _ => None,
     }
 }
 
@@ -481,7 +583,7 @@ pub(crate) fn write_formats(
 
 /// Writes `DIR/NAME` atomically: a temporary file in the same directory, flushed, then renamed
 /// over the old one, so a reader (or a kill mid-write) never sees half a file.
-fn write_atomic(dir: &Path, name: &str, text: &str) -> std::io::Result<PathBuf> {
+pub(crate) fn write_atomic(dir: &Path, name: &str, text: &str) -> std::io::Result<PathBuf> {
     use std::io::Write as _;
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
@@ -526,36 +628,50 @@ pub(crate) fn render(args: &ReportArgs) -> Result<u8, Fatal> {
     Ok(exit::OK)
 }
 
-/// Ctrl+C or SIGTERM cancels the run; the report is still written.
-pub(crate) fn watch_signals(cancel: CancellationToken) {
+/// The first Ctrl+C or SIGTERM stops the run: no new requests, in-flight ones get `grace` to
+/// finish, then every report is written. The second cancels the in-flight requests at once
+/// (counted `cancelled`) and still writes every report. A third exits at once, without them.
+pub(crate) fn watch_signals(cancel: CancellationToken, abort: CancellationToken, grace: Duration) {
     tokio::spawn(async move {
+        let mut signals = Signals::new();
+        signals.next().await;
+        eprintln!(
+            "\ninterrupted: no new requests; in-flight ones get up to {} to finish, then the \
+             report is written (Ctrl+C again cancels them)",
+            humantime::format_duration(grace)
+        );
+        cancel.cancel();
+        signals.next().await;
+        eprintln!("\ncancelling the in-flight requests; writing the report (Ctrl+C once more to exit without it)");
+        abort.cancel();
+        signals.next().await;
+        std::process::exit(i32::from(exit::INTERRUPTED));
+    });
+}
+
+/// Ctrl+C and, on Unix, SIGTERM, as one stream.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        Self {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn next(&mut self) {
         #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let mut term = match signal(SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    cancel.cancel();
-                    return;
-                }
-            };
+        if let Some(term) = &mut self.term {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
+            return;
         }
-        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-        eprintln!("\ninterrupted: in-flight requests cancelled, writing the report");
-        cancel.cancel();
-        // The run is already stopping and its report is being written: a second Ctrl+C must not
-        // lose it. Only a third one, for a run that cannot stop, exits at once.
-        let _ = tokio::signal::ctrl_c().await;
-        eprintln!(
-            "\nstill stopping: the report is being written (Ctrl+C once more to exit without it)"
-        );
-        let _ = tokio::signal::ctrl_c().await;
-        std::process::exit(i32::from(exit::INTERRUPTED));
-    });
+    }
 }

@@ -58,7 +58,8 @@ impl<'a> Limits<'a> {
             eprintln!("no --url given: sweeping the built-in simulator at {target}");
         }
         let cancel = CancellationToken::new();
-        run::watch_signals(cancel.clone());
+        // A sweep step is short: the first signal cancels it at once.
+        run::watch_signals(cancel.clone(), cancel.clone(), std::time::Duration::ZERO);
         Ok(Limits {
             args,
             protocol,
@@ -101,6 +102,7 @@ impl<'a> Limits<'a> {
         plan.timeout = Some(self.args.timeout);
         plan.grace = Duration::ZERO;
         plan.cancel = Some(self.cancel.clone());
+        plan.abort = Some(self.cancel.clone());
         let outcome = launch
             .run(plan)
             .await

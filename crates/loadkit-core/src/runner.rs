@@ -455,6 +455,10 @@ struct Shared<C, S> {
     measured: AtomicU64,
     request_limit: Option<u64>,
     respect_retry_after: bool,
+    /// Measured failures so far, counted as each request ends, so no request starts after
+    /// the one that reached `max_failures` (the collector, a message later, would be late).
+    failures: AtomicU64,
+    max_failures: Option<u64>,
 }
 
 impl<C, S> Shared<C, S>
@@ -465,6 +469,9 @@ where
     /// Takes a sequence number for a request intended at `scheduled`, or `None` when the request
     /// limit is reached.
     fn claim(&self, scheduled: Duration) -> Option<(u64, bool)> {
+        if self.failure_limit_reached() {
+            return None;
+        }
         let warmup = scheduled < self.warmup;
         if !warmup {
             let n = self.measured.fetch_add(1, Ordering::Relaxed);
@@ -480,6 +487,12 @@ where
         self.request_limit.map_or(u64::MAX, |limit| {
             limit.saturating_sub(self.measured.load(Ordering::Relaxed))
         })
+    }
+
+    /// Whether `max_failures` measured requests have failed.
+    fn failure_limit_reached(&self) -> bool {
+        self.max_failures
+            .is_some_and(|max| self.failures.load(Ordering::Relaxed) >= max)
     }
 
     fn limit_reached(&self) -> bool {
@@ -533,7 +546,11 @@ where
                 Err(abandoned.into_error())
             }
         };
-        probe.finish(outcome)
+        let failure = probe.finish(outcome);
+        if !warmup && failure.is_some_and(|(kind, _)| kind != ErrorKind::Cancelled) {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        failure
     }
 }
 
@@ -639,6 +656,8 @@ where
             measured: AtomicU64::new(0),
             request_limit: config.requests,
             respect_retry_after: config.respect_retry_after,
+            failures: AtomicU64::new(0),
+            max_failures: config.max_failures,
         });
         // The run ends at its duration, or where a finite user schedule (stages) ends.
         let schedule_end = match &load {
@@ -876,7 +895,12 @@ where
             },
         };
         let Some((seq, warmup)) = shared.claim(offset) else {
-            break Some(StopReason::Requests);
+            // Past the failure limit the collector stops the run and knows why.
+            break if shared.failure_limit_reached() {
+                None
+            } else {
+                Some(StopReason::Requests)
+            };
         };
         let task = Arc::clone(shared);
         tokio::spawn(async move {

@@ -196,10 +196,11 @@ impl Target {
                 "us" | "µs" => (number / 1e3, Unit::Ms),
                 "s" => (number * 1e3, Unit::Ms),
                 "m" | "min" => (number * 60e3, Unit::Ms),
+                "h" => (number * 3600e3, Unit::Ms),
                 "x" => (number, Unit::Plain),
                 other => {
                     return Err(fail(&format!(
-                        "unknown unit {other:?}: use ns, us, ms, s or m"
+                        "unknown unit {other:?}: use ns, us, ms, s, m or h"
                     )))
                 }
             },
@@ -220,9 +221,11 @@ impl Target {
                     other => return Err(fail(&format!("unknown unit {other:?}"))),
                 }
             }
-            None if DISTRIBUTIONS.contains(&metric) => return Err(fail(&format!(
+            None if DISTRIBUTIONS.contains(&metric) => {
+                return Err(fail(&format!(
                 "which statistic of {metric}? e.g. {metric}.p95<500ms (p50, p99.9, mean, min, max)"
-            ))),
+            )))
+            }
             None => {
                 return Err(fail(&format!(
                     "unknown value {metric:?}: use a metric with a statistic (ttft.p95), \

@@ -104,6 +104,22 @@ pub fn summary_csv(report: &Report) -> String {
     scalar("tokens.source", "text", report.tokens.source.clone());
     scalar("generator.lag_p99_ms", "ms", g.lag_p99_ms.to_string());
     scalar("generator.limited", "bool", g.limited.to_string());
+    if let Some(slo) = &report.slo {
+        scalar("slo.passed", "bool", slo.passed.to_string());
+        for t in &slo.targets {
+            scalar(
+                &format!("slo.{}", t.expr),
+                if t.passed { "pass" } else { "fail" },
+                t.observed.map(|v| v.to_string()).unwrap_or_default(),
+            );
+        }
+        if let Some(per_s) = slo.goodput_per_s {
+            scalar("slo.goodput_per_s", "req/s", per_s.to_string());
+        }
+        if let Some(ratio) = slo.goodput_ratio {
+            scalar("slo.goodput_ratio", "ratio", ratio.to_string());
+        }
+    }
     out
 }
 

@@ -132,6 +132,7 @@ pub fn render_html(report: &Report) -> Result<String, ReportError> {
     over_time(&mut out, report)?;
     percentiles(&mut out, report)?;
     metrics_table(&mut out, report);
+    slo(&mut out, report);
     errors(&mut out, report);
     run_table(&mut out, report);
     generator(&mut out, report);
@@ -552,6 +553,35 @@ fn metrics_table(out: &mut String, report: &Report) {
         metric_row(out, name, m);
     }
     out.push_str("</table>\n</section>\n");
+}
+
+fn slo(out: &mut String, report: &Report) {
+    let Some(slo) = &report.slo else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "<section id=\"slo\">\n<h2>SLO: {}</h2>\n<table>\n<tr><th>target</th><th>result</th><th>observed</th></tr>",
+        if slo.passed { "passed" } else { "failed" }
+    );
+    for t in &slo.targets {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&t.expr),
+            if t.passed {
+                "pass"
+            } else {
+                "<strong>FAIL</strong>"
+            },
+            escape(&t.detail)
+        );
+    }
+    out.push_str("</table>\n");
+    for line in crate::slo_lines(slo).into_iter().skip(slo.targets.len()) {
+        let _ = writeln!(out, "<p>{}</p>", escape(&line));
+    }
+    out.push_str("</section>\n");
 }
 
 fn errors(out: &mut String, report: &Report) {

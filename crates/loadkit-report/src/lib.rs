@@ -14,7 +14,9 @@ mod html;
 mod markdown;
 mod model;
 mod plan;
+mod raw;
 mod section;
+mod slo;
 mod sweep;
 mod terminal;
 
@@ -32,7 +34,9 @@ pub use model::{
     Throughput, TimelineRow, Tokens, Totals, WarmupOutcomes, SCHEMA_VERSION,
 };
 pub use plan::{plan_chart, plan_csv};
+pub use raw::raw_line;
 pub use section::json_value;
+pub use slo::{evaluate as evaluate_slo, slo_lines, Slo, SloTarget};
 pub use sweep::{sweep_header, sweep_row, sweep_summary};
 pub use terminal::render_summary;
 
@@ -187,6 +191,7 @@ mod fixture {
                 warmup_s: 0.0,
                 stop_reason: "duration".to_owned(),
                 interrupted: false,
+                checkpoint: false,
                 seed: Some(42),
                 settings: json!({"max_tokens": 128}).as_object().unwrap().clone(),
             },
@@ -199,9 +204,12 @@ mod fixture {
                 succeeded_with_content: 97,
                 stale_connection_retries: 0,
                 cancelled: 0,
+                in_flight: 0,
                 queued_late: 0,
                 overruns: 0,
                 warmup: 0,
+                retry_after_waits: 0,
+                retry_after_wait_s: 0.0,
                 warmup_outcomes: WarmupOutcomes::default(),
             },
             throughput: Throughput {
@@ -241,6 +249,7 @@ mod fixture {
             },
             consistency: Consistency::default(),
             first_request: None,
+            slo: None,
             sections: sections.as_object().unwrap().clone(),
             section_summaries: BTreeMap::new(),
         };

@@ -128,6 +128,25 @@ pub fn render_markdown(report: &Report) -> String {
         );
     }
 
+    if let Some(slo) = &report.slo {
+        let _ = writeln!(
+            out,
+            "\n**SLO {}**\n\n| target | result | observed |\n|---|---|---|",
+            if slo.passed { "passed" } else { "failed" }
+        );
+        for t in &slo.targets {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                escape_markdown(&t.expr),
+                if t.passed { "pass" } else { "**FAIL**" },
+                escape_markdown(&t.detail)
+            );
+        }
+        for line in crate::slo_lines(slo).into_iter().skip(slo.targets.len()) {
+            let _ = writeln!(out, "\n{}", escape_markdown(&line));
+        }
+    }
     if !report.errors.is_empty() {
         out.push_str("\n| errors | class | message |\n|---:|---|---|\n");
         for e in &report.errors {

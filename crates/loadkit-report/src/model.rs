@@ -74,6 +74,9 @@ pub struct Report {
     /// The run's first request on its own (a cold server's model load shows here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_request: Option<FirstRequestRow>,
+    /// The SLO targets and goodput, when the run had any (`--slo`, `--goodput`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<crate::slo::Slo>,
     /// Protocol-specific sections, beside the standard ones.
     #[serde(flatten)]
     pub sections: Map<String, Value>,
@@ -120,8 +123,13 @@ pub struct RunInfo {
     pub warmup_s: f64,
     /// `duration`, `requests`, `max_failures`, `slo`, `signal` or `completed`.
     pub stop_reason: String,
-    /// `true` when stopped by a signal (Ctrl+C); the report is still complete for what ran.
+    /// `true` when stopped by a signal (Ctrl+C), or a checkpoint of a run still going; the
+    /// report is still complete for what ran.
     pub interrupted: bool,
+    /// `true` for a checkpoint written during the run (`--checkpoint-every`): the run was
+    /// still going (stop reason `running`); the final report replaces it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub checkpoint: bool,
     /// The seed that makes prompts and random schedules reproducible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -131,7 +139,7 @@ pub struct RunInfo {
 }
 
 /// The `totals` section (measured window only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
     /// Requests started.
     pub requests: u64,
@@ -154,6 +162,9 @@ pub struct Totals {
     /// Requests cancelled because the run stopped.
     #[serde(default)]
     pub cancelled: u64,
+    /// Requests still in flight when a checkpoint was taken (0 in a final report).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub in_flight: u64,
     /// Arrivals that waited for a slot at the in-flight cap.
     #[serde(default)]
     pub queued_late: u64,
@@ -163,6 +174,12 @@ pub struct Totals {
     /// Requests run during warm-up (not counted anywhere else).
     #[serde(default)]
     pub warmup: u64,
+    /// Closed loop with `--respect-retry-after`: times a user waited as a 429 or 503 asked.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry_after_waits: u64,
+    /// The time those waits took in all, in seconds.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub retry_after_wait_s: f64,
     /// What became of the warm-up traffic (the timeline includes it, no statistic does).
     #[serde(default)]
     pub warmup_outcomes: WarmupOutcomes,
@@ -490,6 +507,7 @@ impl Report {
                 warmup_s: round3(result.warmup.as_secs_f64()),
                 stop_reason: result.stop_reason.as_str().to_owned(),
                 interrupted: result.interrupted(),
+                checkpoint: result.checkpoint,
                 seed: meta.seed,
                 settings,
             },
@@ -506,9 +524,17 @@ impl Report {
                 succeeded_with_content: c.succeeded_with_content,
                 stale_connection_retries: c.stale_connection_retries,
                 cancelled: c.cancelled,
+                in_flight: if result.checkpoint {
+                    c.started
+                        .saturating_sub(c.succeeded + c.failed + c.cancelled)
+                } else {
+                    0
+                },
                 queued_late: c.queued_late,
                 overruns: c.overruns,
                 warmup: c.warmup,
+                retry_after_waits: c.retry_after_waits,
+                retry_after_wait_s: round3(c.retry_after_wait_ms as f64 / 1e3),
                 warmup_outcomes: WarmupOutcomes {
                     succeeded: c.warmup_succeeded,
                     failed: c.warmup_failed,
@@ -578,6 +604,7 @@ impl Report {
                 succeeded: f.succeeded,
                 warmup: f.warmup,
             }),
+            slo: None,
             sections: Map::new(),
             section_summaries: BTreeMap::new(),
         };
@@ -608,6 +635,14 @@ impl Report {
             self.totals.succeeded as f64 / done as f64
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_f64(n: &f64) -> bool {
+    *n == 0.0
 }
 
 #[cfg(test)]

@@ -56,7 +56,9 @@ pub fn render_summary(report: &Report) -> String {
             String::new()
         },
         run.stop_reason,
-        if run.interrupted {
+        if run.checkpoint {
+            " (checkpoint of a run still going)"
+        } else if run.interrupted {
             " (interrupted)"
         } else {
             ""
@@ -211,6 +213,16 @@ pub fn render_summary(report: &Report) -> String {
             .collect();
         if !scalars.is_empty() {
             let _ = writeln!(out, "{section:<12}{}", scalars.join(" · "));
+        }
+    }
+    if let Some(slo) = &report.slo {
+        let _ = writeln!(
+            out,
+            "\nSLO         {}",
+            if slo.passed { "passed" } else { "FAILED" }
+        );
+        for line in crate::slo_lines(slo) {
+            let _ = writeln!(out, "  {line}");
         }
     }
     if !report.errors.is_empty() {

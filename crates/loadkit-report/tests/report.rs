@@ -179,7 +179,7 @@ async fn a_corrupted_report_fails_the_checks_that_see_it() {
     shown.consistency = checked;
     let text = render_summary(&shown);
     assert!(
-        text.contains("WARNING     consistency check outcomes failed: requests = succeeded + failed + cancelled: 30 ≠ 29"),
+        text.contains("WARNING     consistency check outcomes failed: requests = succeeded + failed + cancelled + in flight (checkpoints): 30 ≠ 29"),
         "{text}"
     );
 }
