@@ -557,3 +557,35 @@ fn slo_and_stop_rule_mistakes_are_one_line_and_exit_2() {
         );
     }
 }
+
+#[test]
+fn a_scenario_file_takes_the_same_keys() {
+    let dir = tmp("scenario-slo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("s.toml");
+    std::fs::write(
+        &file,
+        "[scenarios.gate]\nrps = 20\nduration = \"1s\"\nslo = \"ttft.p95<5ms\"\ngoodput = \"ttft<5s\"\nmax-error-rate = \"50%\"\nraw = \"r.jsonl\"\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = loadkit(&[
+        "run",
+        "-f",
+        file.to_str().unwrap(),
+        "--scenario",
+        "gate",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let r = report(&out);
+    assert_eq!(r["slo"]["targets"][0]["expr"], "ttft.p95<5ms");
+    assert_eq!(r["slo"]["goodput"], "ttft<5s");
+    let lines = std::fs::read_to_string(out.join("r.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(lines as u64, r["totals"]["requests"].as_u64().unwrap());
+}

@@ -1097,8 +1097,9 @@ where
     }
 
     /// After a failure: waits out the server's `Retry-After` (when respected), or backs off
-    /// after a connection that could not be made (10 ms doubling to 1 s, so a user does not
-    /// spin on a refused port); `false` when the run ended meanwhile.
+    /// after a connection that could not be made (refused, DNS, TLS handshake, connect
+    /// timeout: 10 ms doubling to 1 s, so a user does not spin on a refused port); `false`
+    /// when the run ended meanwhile.
     async fn back_off(
         &mut self,
         failure: Option<(ErrorKind, Option<Duration>)>,
@@ -1116,7 +1117,10 @@ where
                 });
                 after
             }
-            Some((ErrorKind::Connect, _)) => {
+            Some((
+                ErrorKind::Connect | ErrorKind::Tls | ErrorKind::Timeout(TimeoutPhase::Connect),
+                _,
+            )) => {
                 self.connect_backoff =
                     (self.connect_backoff * 2).clamp(CONNECT_BACKOFF_MIN, CONNECT_BACKOFF_MAX);
                 self.connect_backoff
