@@ -9,8 +9,12 @@
 //!   `--flush packed`) and the client as separate processes pinned to separate cores, and
 //!   prints throughput, client CPU efficiency, memory and timing error against DESIGN.md §8, then
 //!   the in-memory framing and parsing cost per event (the `parse_cpu` example, no sockets).
+//! - `cargo xtask soak [--minutes 60] [--rps 100]`: a steady run against the simulator with
+//!   checkpoints and raw records on, printing the client's RSS every minute (memory must be
+//!   flat).
 
 mod bench;
+mod soak;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
@@ -24,6 +28,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench-stream") => bench::bench_stream(&args[1..]),
         Some("man") => man(),
+        Some("soak") => soak::soak(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             Ok(())
@@ -48,7 +53,10 @@ const USAGE: &str = "usage: cargo xtask <task>
       --tokens K          tokens per response in the throughput phase (default 256)
       --slow-streams N    concurrent one-token-per-second streams in the memory phase (default 10000, 0 skips)
       --flush MODE        how the simulator writes unpaced streams: per-token (default, as real
-                          servers do) or packed (many events per write; the old, flattering mode)";
+                          servers do) or packed (many events per write; the old, flattering mode)
+  soak [--minutes 60] [--rps 100]
+                          release build; a steady run against the simulator with checkpoints and
+                          raw records on; the client's RSS each minute (flat: ≤ 1.25× minute 1)";
 
 /// The workspace root (the parent of this crate's directory).
 pub(crate) fn root() -> PathBuf {
