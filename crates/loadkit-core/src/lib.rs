@@ -53,6 +53,7 @@
 //!   [`CancellationToken`] to stop a run.
 
 pub mod audio;
+pub mod capacity;
 mod client;
 mod collector;
 mod event;
