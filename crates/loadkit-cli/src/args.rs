@@ -56,6 +56,11 @@ pub(crate) enum Command {
     /// words) the server accepts.
     #[command(after_help = PROBE_EXAMPLES)]
     Probe(Box<ProbeArgs>),
+    /// Find the capacity: steps at rising load (rate, or users with --closed-loop / --users)
+    /// until an SLO, a stop rule or over-saturation breaks, then bisect to --tolerance; reports
+    /// the largest load meeting every target, the knee, and the cause at the first bad level.
+    #[command(after_help = DISCOVER_EXAMPLES)]
+    Discover(Box<DiscoverArgs>),
     /// Compare runs: key metrics of a baseline and new reports side by side, with deltas and a
     /// verdict per row (better, worse, no significant change) from the recorded distributions.
     #[command(after_help = COMPARE_EXAMPLES)]
@@ -104,6 +109,62 @@ const SERVE_EXAMPLES: &str = "Examples:
 const SWEEP_EXAMPLES: &str = "Examples:
   loadkit sweep context --url http://localhost:8000/v1 --model m
   loadkit sweep output --output-min 512 --output-max 8192 --ignore-eos";
+
+const DISCOVER_EXAMPLES: &str = "Examples:
+  loadkit discover --slo 'ttft.p95<500ms' --max-load 200                       # the built-in simulator
+  loadkit discover --url http://localhost:8000/v1 --model m --slo 'ttft.p95<1s,success>99%' --budget 10m
+  loadkit discover --url http://localhost:8000/v1 --closed-loop --start 1 --slo 'e2e.p95<20s'
+
+A level is bad when an --slo target fails, a stop rule (--max-failures, --max-error-rate)
+ends its step, or it is over-saturated (fewer than 90 % of the offered arrivals started, in
+flight growing over the step, or TTFT rising steadily): see docs/stop-rules.md.";
+
+#[derive(Debug, Args)]
+pub(crate) struct DiscoverArgs {
+    /// The target, the workload, the SLOs and the stop rules (`--duration` and `--requests` do
+    /// not apply: each step lasts --step-duration).
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+
+    /// The first level: requests per second, or users with --closed-loop.
+    #[arg(long, value_name = "LOAD", help_heading = "Discovery")]
+    pub(crate) start: Option<f64>,
+
+    /// Each ramp level is the last times this, until one breaks.
+    #[arg(
+        long,
+        value_name = "X",
+        default_value = "2",
+        help_heading = "Discovery"
+    )]
+    pub(crate) factor: f64,
+
+    /// Bisect until the bracket is at most this share of its lower end (users: one apart).
+    #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = percent, help_heading = "Discovery")]
+    pub(crate) tolerance: f64,
+
+    /// Never try a level above this.
+    #[arg(
+        long,
+        value_name = "LOAD",
+        default_value = "10000",
+        help_heading = "Discovery"
+    )]
+    pub(crate) max_load: f64,
+
+    /// Measured length of each step. Long enough for its estimate: a p95 from 20 s at 10 req/s
+    /// has 200 values, about ten beyond it.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "20s", help_heading = "Discovery")]
+    pub(crate) step_duration: Duration,
+
+    /// Unmeasured start of each step (the server's queue from the last step drains).
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "5s", help_heading = "Discovery")]
+    pub(crate) step_warmup: Duration,
+
+    /// The whole search's time budget: no step starts that would end after it.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "10m", help_heading = "Discovery")]
+    pub(crate) budget: Duration,
+}
 
 const PROBE_EXAMPLES: &str = "Examples:
   loadkit probe max-context --lo 128 --hi 131072 --tolerance 5%
@@ -786,6 +847,7 @@ pub(crate) fn command() -> clap::Command {
         .mut_subcommand("run", crate::registry::augment)
         .mut_subcommand("sweep", crate::registry::augment)
         .mut_subcommand("probe", crate::registry::augment)
+        .mut_subcommand("discover", crate::registry::augment)
 }
 
 /// Parses `argv`, the protocol options included.
@@ -798,6 +860,7 @@ pub(crate) fn parse(argv: Vec<String>) -> Result<Cli, clap::Error> {
         Command::Run(args) => Some(&mut args.target),
         Command::Sweep(args) => Some(&mut args.target),
         Command::Probe(args) => Some(&mut args.target),
+        Command::Discover(args) => Some(&mut args.run.target),
         _ => None,
     };
     if let (Some(target), Some((_, sub))) = (target, matches.subcommand()) {

@@ -3,6 +3,7 @@
 
 mod args;
 mod compare;
+mod discover;
 mod docgen;
 mod durable;
 mod live;
@@ -96,6 +97,7 @@ fn main() -> ExitCode {
             Command::ServeSim(args) => serve::serve(args).await,
             Command::Sweep(args) => sweep::sweep(*args).await,
             Command::Probe(args) => sweep::probe(*args).await,
+            Command::Discover(args) => discover::discover(*args).await,
             Command::Compare(args) => compare::compare(&args),
             Command::Completions { shell } => docgen::completions(shell),
             Command::Man { out } => docgen::man(&out),
