@@ -25,7 +25,7 @@ pub(crate) async fn discover(args: DiscoverArgs) -> Result<u8, Fatal> {
             "discover runs steps of --step-duration: --duration and --requests do not apply",
         ));
     }
-    if !(args.factor > 1.0) {
+    if args.factor.is_nan() || args.factor <= 1.0 {
         return Err(Fatal::usage("--factor must be above 1"));
     }
     let start = args.start.unwrap_or(1.0);
