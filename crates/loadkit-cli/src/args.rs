@@ -100,8 +100,7 @@ const SCENARIOS_EXAMPLES: &str = "Examples:
 const SERVE_EXAMPLES: &str = "Examples:
   loadkit serve-sim --ttft 200ms --itl 20ms --tokens 256
   loadkit serve-sim --protocol tts-ws --addr 127.0.0.1:8765
-  loadkit serve-sim --faults cycle --fault-every 3
-  loadkit serve-sim --faults reset,stall --fault-delay 5s";
+  loadkit serve-sim --faults cycle --fault-every 3";
 
 const SWEEP_EXAMPLES: &str = "Examples:
   loadkit sweep context --url http://localhost:8000/v1 --model m
