@@ -220,11 +220,18 @@ fn refused_is_a_connect_error_and_the_run_goes_on() {
     let server = ServeSim::start(&sim_args);
     let r = run("refused", &server.url, &["--rps", "20", "--requests", "20"]);
     let rows = errors(&r.report);
-    assert!(!rows.is_empty(), "{rows:?}");
+    assert!(
+        rows.iter()
+            .any(|(c, m, _)| c == "connect" && m == "connection refused"),
+        "{rows:?}"
+    );
+    // A faulted request sent as its connection's first is not retried (docs/faults.md); here
+    // one connection serves the run, so that is rare, but a busy machine may open a second.
     for (class, message, _) in &rows {
-        assert_eq!(
-            (class.as_str(), message.as_str()),
-            ("connect", "connection refused"),
+        assert!(
+            (class == "connect" && message == "connection refused")
+                || (class == "truncated"
+                    && message == "connection closed before the response head"),
             "{rows:?}"
         );
     }
