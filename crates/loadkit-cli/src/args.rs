@@ -104,7 +104,8 @@ const SCENARIOS_EXAMPLES: &str = "Examples:
 
 const SERVE_EXAMPLES: &str = "Examples:
   loadkit serve-sim --ttft 200ms --itl 20ms --tokens 256
-  loadkit serve-sim --protocol tts-ws --addr 127.0.0.1:8765";
+  loadkit serve-sim --protocol tts-ws --addr 127.0.0.1:8765
+  loadkit serve-sim --faults cycle --fault-every 3";
 
 const SWEEP_EXAMPLES: &str = "Examples:
   loadkit sweep context --url http://localhost:8000/v1 --model m
@@ -829,6 +830,21 @@ pub(crate) struct ServeArgs {
     /// write (about 16 KiB), so the client reads many per read, a ceiling that flatters it.
     #[arg(long, value_enum, default_value = "per-token")]
     pub(crate) flush: FlushMode,
+    /// Misbehave on purpose (docs/faults.md): `cycle` (every fault the protocol's simulator
+    /// supports, in turn) or names separated by commas, each request picked by --fault-every
+    /// getting the next one: refused, reset, truncated, malformed-json, invalid-utf8,
+    /// oversized, rate-limited, overloaded, slow-headers, stall, stream-error, garbage-status,
+    /// bad-chunking, linger (openai-chat, openai-completions); reset, malformed-json,
+    /// oversized, stall, stream-error, close-1011, no-pong (ws-chat).
+    #[arg(long, value_name = "cycle|NAME[,NAME]")]
+    pub(crate) faults: Option<String>,
+    /// With --faults: every Nth request gets a fault, the others are answered normally.
+    #[arg(long, value_name = "N", default_value = "2", value_parser = positive_u64, requires = "faults")]
+    pub(crate) fault_every: u64,
+    /// With --faults: how long slow-headers holds the response head, a stall lasts, and a
+    /// linger keeps the body open after its end marker.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "2s", requires = "faults")]
+    pub(crate) fault_delay: Duration,
 }
 
 /// How an unpaced simulated stream is written.

@@ -279,21 +279,38 @@ async fn metrics_exporter(
     Ok(exporter)
 }
 
-/// Starts `protocol`'s built-in simulator for `name` on `addr`.
+/// Starts `protocol`'s built-in simulator for `name` on `addr`. Inside a tokio runtime.
 pub(crate) fn start_simulator(
     protocol: &dyn Protocol,
     name: &str,
     addr: &str,
     script: &SimScript,
 ) -> Result<Box<dyn Simulator>, Fatal> {
-    let listener = std::net::TcpListener::bind(addr)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|e| Fatal::usage(format!("cannot listen on {addr}: {e}")))?;
+    let listener =
+        listen(addr).map_err(|e| Fatal::usage(format!("cannot listen on {addr}: {e}")))?;
     protocol.simulate(name, listener, script).ok_or_else(|| {
         Fatal::usage(format!(
             "--protocol {name} has no built-in simulator: give --url"
         ))
     })
+}
+
+/// A non-blocking listener on `addr` with `SO_REUSEADDR`, so a simulator restarted on the port
+/// of one that just exited (its connections in `TIME_WAIT`) can listen at once.
+fn listen(addr: &str) -> std::io::Result<std::net::TcpListener> {
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(1024)?.into_std()?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
 /// The shared settings every protocol is built from.

@@ -623,7 +623,7 @@ where
 }
 
 /// The simulated server's script, shared by every protocol's simulator.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SimScript {
     /// Time to the first token.
     pub ttft: Duration,
@@ -635,6 +635,8 @@ pub struct SimScript {
     pub usage: bool,
     /// Unpaced streams: each token's event in its own write (as real servers), or packed.
     pub per_token_writes: bool,
+    /// Faults injected on purpose (none by default).
+    pub faults: FaultPlan,
 }
 
 impl Default for SimScript {
@@ -645,7 +647,88 @@ impl Default for SimScript {
             tokens: 32,
             usage: true,
             per_token_writes: true,
+            faults: FaultPlan::default(),
         }
+    }
+}
+
+/// The faults a simulator injects on purpose, by name (`loadkit serve-sim --faults`): every
+/// [`every`](Self::every)th request gets the next fault of [`names`](Self::names) in turn, the
+/// others are answered normally. Protocol-neutral: each simulator maps the names it supports
+/// ([`Protocol::sim_faults`]) onto its own faults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultPlan {
+    /// The faults taking turns, each a name the simulator supports; empty: no faults.
+    pub names: Vec<&'static str>,
+    /// Every how many requests a fault applies (1: every request).
+    pub every: u64,
+    /// How long `slow-headers` holds the response head, a `stall` lasts and a `linger` keeps
+    /// the body open after its end.
+    pub delay: Duration,
+}
+
+impl Default for FaultPlan {
+    fn default() -> Self {
+        Self {
+            names: Vec::new(),
+            every: 2,
+            delay: Duration::from_secs(2),
+        }
+    }
+}
+
+impl FaultPlan {
+    /// The plan for `spec`: `cycle` (every fault in `supported`, in its order) or names
+    /// separated by commas, each one of `supported`; `simulator` names the simulator in the
+    /// error. Every `every`th request takes the next fault, faults held `delay`.
+    ///
+    /// # Errors
+    ///
+    /// A name is empty or not supported: one line naming it and listing what is.
+    pub fn parse(
+        spec: &str,
+        simulator: &str,
+        supported: &'static [&'static str],
+        every: u64,
+        delay: Duration,
+    ) -> Result<Self, SetupError> {
+        let names = if spec.trim() == "cycle" {
+            supported.to_vec()
+        } else {
+            spec.split(',')
+                .map(|name| {
+                    let name = name.trim();
+                    supported.iter().copied().find(|s| *s == name).ok_or_else(|| {
+                        let supports = if supported.is_empty() {
+                            "it injects no faults".to_owned()
+                        } else {
+                            format!("it supports: {}", supported.join(", "))
+                        };
+                        SetupError::new(format!(
+                            "--faults {name}: not supported by the {simulator} simulator; {supports}"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        if names.is_empty() {
+            return Err(SetupError::new(format!(
+                "--faults cycle: the {simulator} simulator injects no faults"
+            )));
+        }
+        Ok(Self {
+            names,
+            every,
+            delay,
+        })
+    }
+
+    /// Each fault with its turn (from 0) and the number of turns, for a simulator's rules.
+    pub fn turns(&self) -> impl Iterator<Item = (u64, u64, &'static str)> + '_ {
+        let of = self.names.len() as u64;
+        (0..of)
+            .zip(self.names.iter().copied())
+            .map(move |(slot, name)| (slot, of, name))
     }
 }
 
@@ -689,6 +772,14 @@ pub trait Protocol: Sync {
     ) -> Option<Box<dyn Simulator>> {
         let _ = (protocol, listener, script);
         None
+    }
+
+    /// The fault names its simulator for `protocol` injects ([`FaultPlan`]), in the order
+    /// `cycle` takes them; none by default. A simulator given a [`SimScript::faults`] name
+    /// outside this list ignores it.
+    fn sim_faults(&self, protocol: &str) -> &'static [&'static str] {
+        let _ = protocol;
+        &[]
     }
 }
 
@@ -766,6 +857,35 @@ mod tests {
         assert!(o.give("nope", vec![]).is_err());
         assert!(SPECS[2].accepted_by("a") && !SPECS[2].accepted_by("b"));
         assert!(SPECS[0].accepted_by("b"));
+    }
+
+    #[test]
+    fn fault_plans_name_what_the_simulator_supports() {
+        const SUPPORTED: &[&str] = &["reset", "stall", "linger"];
+        let d = Duration::from_secs(1);
+        let plan = FaultPlan::parse("cycle", "sim", SUPPORTED, 2, d).unwrap();
+        assert_eq!(plan.names, SUPPORTED);
+        let plan = FaultPlan::parse("stall, reset", "sim", SUPPORTED, 3, d).unwrap();
+        assert_eq!(plan.names, ["stall", "reset"]);
+        assert_eq!(
+            plan.turns().collect::<Vec<_>>(),
+            [(0, 2, "stall"), (1, 2, "reset")]
+        );
+        let e = FaultPlan::parse("reset,close-1011", "openai-chat", SUPPORTED, 2, d)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "--faults close-1011: not supported by the openai-chat simulator; it supports: reset, stall, linger"
+        );
+        let e = FaultPlan::parse("cycle", "json", &[], 2, d)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("injects no faults"), "{e}");
+        let e = FaultPlan::parse("reset", "json", &[], 2, d)
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("it injects no faults"), "{e}");
     }
 
     #[test]

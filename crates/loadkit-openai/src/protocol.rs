@@ -171,6 +171,7 @@ impl Protocol for OpenAi {
                 output_tokens: script.tokens,
                 usage: script.usage,
                 transport: transport(script),
+                faults: sim_fault_rules(&script.faults),
                 ..SimConfig::default()
             },
         );
@@ -179,6 +180,87 @@ impl Protocol for OpenAi {
             stop: Box::new(move || Box::pin(server.shutdown())),
         }))
     }
+
+    #[cfg(feature = "simulator")]
+    fn sim_faults(&self, _: &str) -> &'static [&'static str] {
+        SIM_FAULTS
+    }
+}
+
+/// The faults the OpenAI simulator injects by name (docs/faults.md), in `cycle` order.
+#[cfg(feature = "simulator")]
+const SIM_FAULTS: &[&str] = &[
+    "refused",
+    "reset",
+    "truncated",
+    "malformed-json",
+    "invalid-utf8",
+    "oversized",
+    "rate-limited",
+    "overloaded",
+    "slow-headers",
+    "stall",
+    "stream-error",
+    "garbage-status",
+    "bad-chunking",
+    "linger",
+];
+
+/// How long `refused` stops the simulator listening.
+#[cfg(feature = "simulator")]
+const REFUSED_FOR: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The testbed's fault rules for a plan of [`SIM_FAULTS`] names.
+#[cfg(feature = "simulator")]
+fn sim_fault_rules(
+    plan: &loadkit_core::protocol::FaultPlan,
+) -> Vec<loadkit_testbed::openai::FaultRule> {
+    use loadkit_testbed::openai::{Fault, FaultRule, Trigger};
+    let after_tokens = 2;
+    plan.turns()
+        .filter_map(|(slot, of, name)| {
+            let fault = match name {
+                "refused" => Fault::Refuse {
+                    duration: REFUSED_FOR,
+                },
+                "reset" => Fault::Reset { after_tokens },
+                "truncated" => Fault::Truncate { after_tokens },
+                "malformed-json" => Fault::MalformedChunk { after_tokens },
+                "invalid-utf8" => Fault::InvalidUtf8 { after_tokens },
+                "oversized" => Fault::Oversized {
+                    after_tokens,
+                    bytes: 2 * loadkit_http::DEFAULT_MAX_EVENT_SIZE,
+                },
+                "rate-limited" => Fault::rate_limited(1),
+                "overloaded" => Fault::Status {
+                    status: 503,
+                    body: "Too many concurrent requests".to_owned(),
+                    retry_after: Some(1),
+                },
+                "slow-headers" => Fault::SlowHeaders(plan.delay),
+                "stall" => Fault::Stall {
+                    after_tokens,
+                    duration: plan.delay,
+                },
+                "stream-error" => Fault::StreamError {
+                    after_tokens,
+                    message: "simulated in-stream error".to_owned(),
+                },
+                "garbage-status" => Fault::GarbageStatus,
+                "bad-chunking" => Fault::BadChunking { after_tokens },
+                "linger" => Fault::Linger(plan.delay),
+                _ => return None,
+            };
+            Some(FaultRule {
+                fault,
+                when: Trigger::Cycle {
+                    every: plan.every,
+                    slot,
+                    of,
+                },
+            })
+        })
+        .collect()
 }
 
 /// The report's `tools` section (docs/metrics.md, "Tool calling").

@@ -1,13 +1,15 @@
 //! The HTTP/1.1 server plumbing every simulated server shares: the accept loop, one task per
-//! connection, graceful shutdown, a connection wrapper that can end in a TCP reset, and what a
-//! connection does with its second request ([`Connections`]).
+//! connection, graceful shutdown, a connection wrapper that can end in a TCP reset or send raw
+//! bytes in place of hyper's response (a broken status line or chunked framing), a pause in
+//! listening (connections refused), and what a connection does with its second request
+//! ([`Connections`]).
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,8 +19,8 @@ use hyper::server::conn::http1;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// How long [`Running::shutdown`] lets in-flight responses finish before cutting them off.
@@ -89,15 +91,54 @@ impl std::fmt::Display for Unanswered {
 
 impl std::error::Error for Unanswered {}
 
+/// Raw bytes a connection writes instead of what hyper writes next, after which it fails.
+#[derive(Debug, Default)]
+struct Raw {
+    set: AtomicBool,
+    bytes: Mutex<Option<Bytes>>,
+}
+
+/// A request to stop listening for a while, acknowledged once the listener is closed.
+type Refusal = (Duration, oneshot::Sender<()>);
+
 /// A handle on one connection, given to the request handler: setting `reset` makes the
 /// connection end in a TCP reset (RST) instead of an orderly close.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct ConnHandle {
     reset: Arc<AtomicBool>,
     per_token: bool,
+    raw: Arc<Raw>,
+    refuse: mpsc::UnboundedSender<Refusal>,
 }
 
 impl ConnHandle {
+    fn new(per_token: bool, refuse: mpsc::UnboundedSender<Refusal>) -> Self {
+        Self {
+            reset: Arc::default(),
+            per_token,
+            raw: Arc::default(),
+            refuse,
+        }
+    }
+
+    /// The connection writes `bytes` in place of the response to this request, then closes
+    /// (with empty `bytes`: closes without an answer).
+    pub(crate) fn answer_raw(&self, bytes: Bytes) {
+        if let Ok(mut slot) = self.raw.bytes.lock() {
+            *slot = Some(bytes);
+            self.raw.set.store(true, Ordering::Release);
+        }
+    }
+
+    /// Stops the server listening for `duration` (new connections are refused), returning
+    /// once the listener is closed.
+    pub(crate) async fn refuse_connections(&self, duration: Duration) {
+        let (ack, closed) = oneshot::channel();
+        if self.refuse.send((duration, ack)).is_ok() {
+            let _ = closed.await;
+        }
+    }
+
     /// When the connection closes (e.g. because the response body failed), send an RST.
     pub(crate) fn reset_on_close(&self) {
         self.reset.store(true, Ordering::Relaxed);
@@ -166,7 +207,9 @@ where
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
     let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, handler, on_connect, transport, rx));
+    let task = tokio::spawn(accept_loop(
+        listener, addr, handler, on_connect, transport, rx,
+    ));
     Running {
         addr,
         shutdown: tx,
@@ -235,6 +278,7 @@ where
 
 async fn accept_loop<H, F, B>(
     listener: TcpListener,
+    addr: SocketAddr,
     handler: H,
     on_connect: impl Fn(),
     transport: Transport,
@@ -246,9 +290,19 @@ async fn accept_loop<H, F, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut conns = JoinSet::new();
+    let (refuse_tx, mut refusals) = mpsc::unbounded_channel::<Refusal>();
+    let mut listener = Some(listener);
+    // While not listening: when to listen again.
+    let mut paused_until = tokio::time::Instant::now();
     loop {
+        let accepting = async {
+            match &listener {
+                Some(l) => l.accept().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = accepting => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
                     on_connect();
@@ -256,6 +310,7 @@ async fn accept_loop<H, F, B>(
                         stream,
                         handler.clone(),
                         transport,
+                        refuse_tx.clone(),
                         shutdown.clone(),
                     ));
                 }
@@ -265,6 +320,21 @@ async fn accept_loop<H, F, B>(
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             },
+            Some((duration, ack)) = refusals.recv() => {
+                // Connections waiting in the backlog are reset with the listener.
+                listener = None;
+                paused_until = paused_until.max(tokio::time::Instant::now() + duration);
+                let _ = ack.send(());
+            }
+            () = tokio::time::sleep_until(paused_until), if listener.is_none() => {
+                match relisten(addr) {
+                    Ok(l) => listener = Some(l),
+                    Err(e) => {
+                        tracing::debug!("cannot listen again on {addr}: {e}");
+                        paused_until = tokio::time::Instant::now() + Duration::from_millis(10);
+                    }
+                }
+            }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             _ = shutdown.changed() => break,
         }
@@ -273,10 +343,24 @@ async fn accept_loop<H, F, B>(
     while conns.join_next().await.is_some() {}
 }
 
+/// A listener on `addr` again, with `SO_REUSEADDR` so the connections still open on the port
+/// do not keep it taken.
+fn relisten(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 async fn serve_connection<H, F, B>(
     stream: TcpStream,
     handler: H,
     transport: Transport,
+    refuse: mpsc::UnboundedSender<Refusal>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     H: Fn(Request<Incoming>, ConnHandle) -> F + Clone + Send + Sync + 'static,
@@ -284,13 +368,12 @@ async fn serve_connection<H, F, B>(
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let handle = ConnHandle {
-        per_token: transport.flush == Flush::PerToken,
-        ..ConnHandle::default()
-    };
+    let handle = ConnHandle::new(transport.flush == Flush::PerToken, refuse);
     let io = TokioIo::new(SimIo {
         stream,
         reset: handle.reset.clone(),
+        raw: handle.raw.clone(),
+        raw_out: None,
     });
     let served = AtomicU32::new(0);
     let service = hyper::service::service_fn(move |request| {
@@ -328,10 +411,38 @@ async fn serve_connection<H, F, B>(
     }
 }
 
-/// A TCP stream that, when dropped with its reset flag set, closes with an RST.
+/// A TCP stream that, when dropped with its reset flag set, closes with an RST, and that
+/// writes a raw answer in place of hyper's when one is set.
 struct SimIo {
     stream: TcpStream,
     reset: Arc<AtomicBool>,
+    raw: Arc<Raw>,
+    /// What is left to write of the raw answer taken from `raw`.
+    raw_out: Option<Bytes>,
+}
+
+impl SimIo {
+    /// `None`: no raw answer, write normally. Otherwise the raw answer is written in place of
+    /// anything hyper writes, and then every write fails, so hyper closes the connection.
+    fn poll_raw(&mut self, cx: &mut Context<'_>) -> Option<Poll<io::Result<usize>>> {
+        if self.raw_out.is_none() && self.raw.set.swap(false, Ordering::Acquire) {
+            self.raw_out = self.raw.bytes.lock().ok().and_then(|mut b| b.take());
+        }
+        let out = self.raw_out.as_mut()?;
+        while !out.is_empty() {
+            match Pin::new(&mut self.stream).poll_write(cx, out) {
+                Poll::Ready(Ok(n)) => {
+                    let _ = out.split_to(n);
+                }
+                Poll::Ready(Err(e)) => return Some(Poll::Ready(Err(e))),
+                Poll::Pending => return Some(Poll::Pending),
+            }
+        }
+        Some(Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "raw answer sent: the connection closes",
+        ))))
+    }
 }
 
 impl Drop for SimIo {
@@ -358,6 +469,9 @@ impl AsyncWrite for SimIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(raw) = self.poll_raw(cx) {
+            return raw;
+        }
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
@@ -366,6 +480,9 @@ impl AsyncWrite for SimIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if let Some(raw) = self.poll_raw(cx) {
+            return raw;
+        }
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 

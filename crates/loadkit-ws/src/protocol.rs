@@ -199,6 +199,7 @@ impl Protocol for WsChat {
                 ttft: script.ttft,
                 itl: script.itl,
                 natural_tokens: script.tokens,
+                faults: sim_fault_rules(&script.faults),
                 ..WsChatSimConfig::default()
             },
         )
@@ -208,4 +209,64 @@ impl Protocol for WsChat {
             stop: Box::new(move || Box::pin(server.shutdown())),
         }))
     }
+
+    #[cfg(feature = "simulator")]
+    fn sim_faults(&self, _: &str) -> &'static [&'static str] {
+        SIM_FAULTS
+    }
+}
+
+/// The faults the WebSocket chat simulator injects by name (docs/faults.md), in `cycle` order.
+#[cfg(feature = "simulator")]
+const SIM_FAULTS: &[&str] = &[
+    "reset",
+    "malformed-json",
+    "oversized",
+    "stall",
+    "stream-error",
+    "close-1011",
+    "no-pong",
+];
+
+/// The testbed's fault rules for a plan of [`SIM_FAULTS`] names.
+#[cfg(feature = "simulator")]
+fn sim_fault_rules(
+    plan: &loadkit_core::protocol::FaultPlan,
+) -> Vec<(
+    loadkit_testbed::openai::Trigger,
+    loadkit_testbed::ws_chat::WsFault,
+)> {
+    use loadkit_testbed::openai::Trigger;
+    use loadkit_testbed::ws_chat::WsFault;
+    let after_tokens = 2;
+    plan.turns()
+        .filter_map(|(slot, of, name)| {
+            let fault = match name {
+                "reset" => WsFault::Drop { after_tokens },
+                "malformed-json" => WsFault::Malformed { after_tokens },
+                "oversized" => WsFault::Oversized {
+                    after_tokens,
+                    bytes: 2 * crate::DEFAULT_MAX_MESSAGE_SIZE,
+                },
+                "stall" => WsFault::NoEnd { after_tokens },
+                "stream-error" => WsFault::ErrorMessage {
+                    after_tokens,
+                    message: "simulated in-stream error".to_owned(),
+                },
+                "close-1011" => WsFault::Close {
+                    after_tokens,
+                    code: 1011,
+                    reason: "keepalive ping timeout".to_owned(),
+                },
+                "no-pong" => WsFault::IgnorePings,
+                _ => return None,
+            };
+            let when = Trigger::Cycle {
+                every: plan.every,
+                slot,
+                of,
+            };
+            Some((when, fault))
+        })
+        .collect()
 }

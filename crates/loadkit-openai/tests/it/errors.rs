@@ -122,6 +122,24 @@ async fn malformed_streams_are_protocol_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_http_framing_is_a_protocol_error() {
+    check_fault(
+        Fault::GarbageStatus,
+        |_| {},
+        "protocol",
+        "malformed http response head",
+    )
+    .await;
+    check_fault(
+        Fault::BadChunking { after_tokens: 2 },
+        |_| {},
+        "protocol",
+        "malformed http body framing",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_stream_errors_are_server_errors() {
     let fault = Fault::StreamError {
         after_tokens: 2,

@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
@@ -17,6 +18,9 @@ use crate::server::ConnHandle;
 
 /// Largest request body read.
 const MAX_REQUEST: usize = 16 << 20;
+
+/// [`Fault::GarbageStatus`]'s answer: a status line with no valid status code.
+const GARBAGE_STATUS: &[u8] = b"HTTP/1.1 2x0 garbage\r\ncontent-length: 0\r\n\r\n";
 
 /// Answers one request.
 pub(super) async fn handle(
@@ -79,6 +83,19 @@ pub(super) async fn handle(
     {
         return status_response(*status, body, *retry_after);
     }
+    match fault {
+        Some(Fault::Refuse { duration }) => {
+            // The listener closes first, so the client's retry of this request is refused.
+            conn.refuse_connections(*duration).await;
+            conn.answer_raw(Bytes::new());
+            return plain(StatusCode::OK, "");
+        }
+        Some(Fault::GarbageStatus) => {
+            conn.answer_raw(Bytes::from_static(GARBAGE_STATUS));
+            return plain(StatusCode::OK, "");
+        }
+        _ => {}
+    }
     if config
         .max_prompt_tokens
         .is_some_and(|max| parsed.prompt_tokens > max)
@@ -126,7 +143,22 @@ pub(super) async fn handle(
         Some(_) => (super::stream::TOOL_ARGS.len() as u32, "tool_calls"),
         None => (tokens, finish_reason),
     };
+    if let Some(Fault::BadChunking { after_tokens }) = fault {
+        crate::precise::sleep_until(arrival + ttft).await;
+        let wire = Wire::new(kind, index, &config.model);
+        let sent = (*after_tokens).min(tokens);
+        conn.answer_raw(super::stream::bad_chunking(&wire, &shared.tokens, sent));
+        counters
+            .tokens
+            .fetch_add(u64::from(sent), Ordering::Relaxed);
+        drop(guard);
+        return plain(StatusCode::OK, "");
+    }
     let plan = Plan {
+        linger: match fault {
+            Some(Fault::Linger(d)) => Some(*d),
+            _ => None,
+        },
         tokens,
         finish_reason,
         usage: (config.usage && parsed.include_usage).then_some((parsed.prompt_tokens, tokens)),
@@ -171,7 +203,13 @@ fn stream_fault(fault: &Fault) -> Option<(u32, StreamFault)> {
             after_tokens,
             duration,
         } => (*after_tokens, StreamFault::Stall(*duration)),
-        Fault::Status { .. } | Fault::SlowHeaders(_) | Fault::IgnoreStream => return None,
+        Fault::Status { .. }
+        | Fault::SlowHeaders(_)
+        | Fault::IgnoreStream
+        | Fault::Refuse { .. }
+        | Fault::GarbageStatus
+        | Fault::BadChunking { .. }
+        | Fault::Linger(_) => return None,
     })
 }
 

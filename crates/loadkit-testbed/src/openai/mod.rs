@@ -176,6 +176,24 @@ pub enum Fault {
     /// Answer a streaming request with a non-streaming JSON body, like a server that ignores
     /// `"stream": true`.
     IgnoreStream,
+    /// Stop listening for `duration`: this request's connection is closed unanswered and new
+    /// connections meet `ECONNREFUSED` until the server listens again on the same address.
+    Refuse {
+        /// How long nothing listens.
+        duration: Duration,
+    },
+    /// Answer with a status line that is not HTTP (`HTTP/1.1 2x0 garbage`), then close the
+    /// connection.
+    GarbageStatus,
+    /// Stream `after_tokens` tokens in valid chunked framing, then a chunk-size line that is not
+    /// hexadecimal (`zz`), then close the connection.
+    BadChunking {
+        /// Tokens sent first.
+        after_tokens: u32,
+    },
+    /// Keep the body open for `duration` after `[DONE]`, then send an SSE comment and end: a
+    /// server whose body goes on past its end marker, which a client must tolerate.
+    Linger(Duration),
 }
 
 impl Fault {
@@ -207,6 +225,17 @@ pub enum Trigger {
     Always,
     /// Every `n`th request: the `n`th, `2n`th, ... (`n = 0` never).
     EveryNth(u64),
+    /// Every `every`th request in turn over `of` faults, this one being number `slot` (from 0):
+    /// with `every = 2, of = 3`, slot 0 takes requests 1, 7, 13, ..., slot 1 takes 3, 9, ...
+    /// (`every = 0` or `of = 0` never). One rule per slot makes a cycle of faults.
+    Cycle {
+        /// Every how many requests a fault applies.
+        every: u64,
+        /// Which of the faults in turn this is.
+        slot: u64,
+        /// How many faults take turns.
+        of: u64,
+    },
     /// A seeded pseudo-random fraction `p` (0 to 1) of requests.
     Fraction {
         /// Probability of each request being selected.
@@ -223,6 +252,12 @@ impl Trigger {
             Trigger::Always => true,
             Trigger::EveryNth(0) => false,
             Trigger::EveryNth(n) => (index + 1) % n == 0,
+            Trigger::Cycle { every, slot, of } => {
+                every > 0
+                    && of > 0
+                    && (index + 1) % every == 0
+                    && ((index + 1) / every - 1) % of == slot
+            }
             Trigger::Fraction { p, seed } => {
                 let x = splitmix64(seed ^ splitmix64(index));
                 ((x >> 11) as f64 / (1u64 << 53) as f64) < p
@@ -415,6 +450,23 @@ mod tests {
         let picked: Vec<u64> = (0..10).filter(|&i| every.selects(i)).collect();
         assert_eq!(picked, [2, 5, 8]);
         assert!(!Trigger::EveryNth(0).selects(0));
+        let turn = |slot| {
+            let t = Trigger::Cycle {
+                every: 2,
+                slot,
+                of: 3,
+            };
+            (0..14).filter(|&i| t.selects(i)).collect::<Vec<u64>>()
+        };
+        assert_eq!(turn(0), [1, 7, 13]);
+        assert_eq!(turn(1), [3, 9]);
+        assert_eq!(turn(2), [5, 11]);
+        let never = Trigger::Cycle {
+            every: 0,
+            slot: 0,
+            of: 1,
+        };
+        assert!(!(0..10).any(|i| never.selects(i)));
         let frac = Trigger::Fraction { p: 0.25, seed: 7 };
         let n = (0..10_000).filter(|&i| frac.selects(i)).count();
         assert!((2_300..2_700).contains(&n), "{n}");

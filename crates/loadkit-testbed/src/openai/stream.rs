@@ -165,6 +165,34 @@ pub(super) struct Plan {
     /// Answer with a call of this tool (its JSON-encoded name) instead of text: the tokens are
     /// fragments of its arguments.
     pub(super) tool_call: Option<String>,
+    /// Keep the body open this long after `[DONE]`, then send a comment.
+    pub(super) linger: Option<Duration>,
+}
+
+/// A whole raw response for [`Fault::BadChunking`](super::Fault::BadChunking): a streaming
+/// head, the role chunk and `tokens` content chunks in valid chunked framing, then a chunk-size
+/// line that is not hexadecimal.
+pub(super) fn bad_chunking(wire: &Wire, texts: &[String], tokens: u32) -> Bytes {
+    let mut out = BytesMut::from(
+        &b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"[..],
+    );
+    let mut event = BytesMut::new();
+    let chunk = |event: &mut BytesMut, out: &mut BytesMut| {
+        out.extend_from_slice(format!("{:x}\r\n", event.len()).as_bytes());
+        out.extend_from_slice(event);
+        out.extend_from_slice(b"\r\n");
+        event.clear();
+    };
+    wire.role(&mut event);
+    if !event.is_empty() {
+        chunk(&mut event, &mut out);
+    }
+    for i in 0..tokens as usize {
+        wire.content(&mut event, texts[i % texts.len()].as_bytes());
+        chunk(&mut event, &mut out);
+    }
+    out.extend_from_slice(b"zz\r\nnot a chunk size\r\n");
+    out.freeze()
 }
 
 /// The arguments of a simulated tool call, streamed one fragment per token.
@@ -196,6 +224,8 @@ enum Phase {
     Tail,
     /// After an in-stream error: only `[DONE]` is left.
     DoneOnly,
+    /// After `[DONE]`: the body stays open until this instant ([`Plan::linger`]).
+    Linger(Instant),
     End,
 }
 
@@ -357,13 +387,28 @@ impl StreamBody {
                         self.wire.usage(out, prompt, completion);
                     }
                     Wire::done(out);
-                    self.phase = Phase::End;
+                    self.phase = match self.plan.linger {
+                        Some(linger) => Phase::Linger(Instant::now() + linger),
+                        None => Phase::End,
+                    };
                     self.shared()
                         .counters
                         .completed
                         .fetch_add(1, Ordering::Relaxed);
                     return Poll::Ready(Ok(true));
                 }
+                Phase::Linger(until) => match self.wait(cx, until) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(true) => {
+                        out.extend_from_slice(b": ping\n\n");
+                        return Poll::Ready(Ok(true));
+                    }
+                    Poll::Ready(false) => {
+                        out.extend_from_slice(b": lingered past [DONE]\n\n");
+                        self.phase = Phase::End;
+                        return Poll::Ready(Ok(true));
+                    }
+                },
                 Phase::DoneOnly => {
                     Wire::done(out);
                     self.phase = Phase::End;
