@@ -137,7 +137,8 @@ fn clap_error(e: clap::Error) -> ExitCode {
         .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
         .filter(|l| !l.is_empty())
         .collect();
-    eprintln!("{} (see --help)", line.join(" "));
+    // A mistyped flag's value may be a credential: URLs lose theirs here too.
+    eprintln!("{} (see --help)", secret::redact(&line.join(" ")));
     ExitCode::from(exit::USAGE)
 }
 
