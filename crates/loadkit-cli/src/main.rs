@@ -11,7 +11,6 @@ mod process;
 mod prometheus;
 mod registry;
 mod run;
-mod scenario;
 mod secret;
 mod serve;
 mod service;
