@@ -145,6 +145,7 @@ impl Protocol for Asr {
             (!o.flag("no-health-check"))
                 .then(|| o.get("health-path").unwrap_or("/health").to_owned()),
             s.connect_timeout,
+            loadkit_http::protocol::tls_options(s),
         );
         Ok(Box::new(
             Prepared::new(client, source, target)

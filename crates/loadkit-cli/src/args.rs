@@ -700,6 +700,16 @@ pub(crate) struct TargetArgs {
     )]
     pub(crate) token_command: Option<String>,
 
+    /// How long --token-command may run before it is stopped (and the run refused).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = duration,
+        default_value = "30s",
+        help_heading = "Authentication"
+    )]
+    pub(crate) token_command_timeout: Duration,
+
     /// Where the token is sent, for every protocol.
     #[arg(
         long,
@@ -727,6 +737,17 @@ pub(crate) struct TargetArgs {
         help_heading = "Authentication"
     )]
     pub(crate) token_header: String,
+
+    /// Accept any TLS certificate for https:// and wss:// targets (self-signed, expired, another
+    /// host's): nothing is verified, so anyone on the path can read and change the traffic.
+    /// Prints a warning; the report records `insecure: true`. Prefer --ca-cert.
+    #[arg(long, help_heading = "TLS")]
+    pub(crate) insecure: bool,
+
+    /// Trust the CA certificates in this PEM file beside the Mozilla roots (a server whose
+    /// certificate a private CA signed; a self-signed certificate is its own CA). Repeatable.
+    #[arg(long, value_name = "FILE", help_heading = "TLS")]
+    pub(crate) ca_cert: Vec<PathBuf>,
 
     /// Directory for report.json and the --format files [default: loadkit-results/<UTC
     /// timestamp>]. A directory that already holds a report is refused before any load, unless
@@ -951,9 +972,10 @@ fn positive_usize(text: &str) -> Result<usize, String> {
 }
 
 fn header(text: &str) -> Result<(String, String), String> {
+    // The text is not echoed: it may hold a credential.
     let (name, value) = text
         .split_once(':')
-        .ok_or_else(|| format!("header '{text}' is not of the form 'Name: value'"))?;
+        .ok_or_else(|| "a header must be of the form 'Name: value' (no ':' given)".to_owned())?;
     let name = name.trim();
     if name.is_empty()
         || !name

@@ -13,7 +13,6 @@ mod process;
 mod prometheus;
 mod registry;
 mod run;
-mod scenario;
 mod secret;
 mod serve;
 mod service;
@@ -140,7 +139,19 @@ fn clap_error(e: clap::Error) -> ExitCode {
         .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
         .filter(|l| !l.is_empty())
         .collect();
-    eprintln!("{} (see --help)", line.join(" "));
+    let mut line = line.join(" ");
+    // A rejected --header or --token* value may be a credential: it is not shown.
+    use clap::error::{ContextKind, ContextValue};
+    if let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
+        e.get(ContextKind::InvalidArg),
+        e.get(ContextKind::InvalidValue),
+    ) {
+        if (arg.starts_with("--header") || arg.starts_with("--token")) && !value.is_empty() {
+            line = line.replace(value.as_str(), "***");
+        }
+    }
+    // URLs lose their credentials here too.
+    eprintln!("{} (see --help)", secret::redact(&line));
     ExitCode::from(exit::USAGE)
 }
 

@@ -7,7 +7,8 @@ use crate::args::{PlanArgs, ScenariosArgs, ScenariosCommand};
 use loadkit_core::schedule::Schedule;
 
 use crate::pattern;
-use crate::{exit, scenario, Fatal};
+use crate::{exit, Fatal};
+use loadkit_cli::scenario;
 
 /// Columns and rows of the plan chart.
 const CHART: (usize, usize) = (100, 12);
@@ -86,8 +87,9 @@ pub(crate) fn print_plan(
 
 pub(crate) fn scenarios(args: &ScenariosArgs) -> Result<u8, Fatal> {
     let ScenariosCommand::List { file } = &args.command;
-    let (known, boolean) = run_flags();
-    let list = scenario::load(file.as_deref(), &known, &boolean).map_err(Fatal::usage)?;
+    let (known, boolean, repeatable) = run_flags();
+    let list =
+        scenario::load(file.as_deref(), &known, &boolean, &repeatable).map_err(Fatal::usage)?;
     let origin = file.as_ref().map_or_else(
         || "built-in presets".to_owned(),
         |f| f.display().to_string(),
@@ -104,19 +106,23 @@ pub(crate) fn scenarios(args: &ScenariosArgs) -> Result<u8, Fatal> {
     Ok(exit::OK)
 }
 
-/// The long flags of `loadkit run`, and which of them take no value.
-fn run_flags() -> (Vec<String>, Vec<String>) {
+/// The long flags of `loadkit run`, which of them take no value, and which may repeat.
+fn run_flags() -> (Vec<String>, Vec<String>, Vec<String>) {
     subcommand_flags("run")
 }
 
-fn subcommand_flags(name: &str) -> (Vec<String>, Vec<String>) {
+fn subcommand_flags(name: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
     let cmd = crate::args::command();
     let sub = cmd.find_subcommand(name).expect("the subcommand exists");
     let mut known = Vec::new();
     let mut boolean = Vec::new();
+    let mut repeatable = Vec::new();
     for arg in sub.get_arguments() {
         let Some(long) = arg.get_long() else { continue };
         known.push(long.to_owned());
+        if matches!(arg.get_action(), clap::ArgAction::Append) {
+            repeatable.push(long.to_owned());
+        }
         if matches!(
             arg.get_action(),
             clap::ArgAction::SetTrue | clap::ArgAction::Count
@@ -124,7 +130,7 @@ fn subcommand_flags(name: &str) -> (Vec<String>, Vec<String>) {
             boolean.push(long.to_owned());
         }
     }
-    (known, boolean)
+    (known, boolean, repeatable)
 }
 
 /// Flags that exclude each other: when the command line gives one, the scenario's are dropped.
@@ -160,8 +166,9 @@ pub(crate) fn expand_scenario(argv: Vec<String>) -> Result<Vec<String>, Fatal> {
         return Ok(argv);
     };
     let file = value_of("--file", Some("-f")).map(PathBuf::from);
-    let (known, boolean) = run_flags();
-    let list = scenario::load(file.as_deref(), &known, &boolean).map_err(Fatal::usage)?;
+    let (known, boolean, repeatable) = run_flags();
+    let list =
+        scenario::load(file.as_deref(), &known, &boolean, &repeatable).map_err(Fatal::usage)?;
     let chosen = list.get(&name).ok_or_else(|| {
         let names: Vec<&str> = list.keys().map(String::as_str).collect();
         Fatal::usage(format!(
@@ -234,8 +241,11 @@ mod tests {
 
     #[test]
     fn every_preset_is_valid_for_run_and_plan() {
-        let (known, boolean) = run_flags();
-        for name in scenario::load(None, &known, &boolean).unwrap().keys() {
+        let (known, boolean, repeatable) = run_flags();
+        for name in scenario::load(None, &known, &boolean, &repeatable)
+            .unwrap()
+            .keys()
+        {
             for sub in ["run", "plan"] {
                 let argv = expand_scenario(vec![
                     "loadkit".into(),

@@ -326,10 +326,16 @@ pub(crate) fn settings(
     if let Some(key) = &api_key {
         crate::secret::register(key);
     }
+    crate::secret::register_headers(&args.headers);
+    crate::secret::register_url(&url);
     let mut url = url;
     let mut headers = args.headers.clone();
     if let Some(token) = crate::secret::token(args)? {
         crate::secret::apply(args, &token, &mut url, &mut headers);
+    }
+    let ca_certs = ca_certs(&args.ca_cert)?;
+    if args.insecure {
+        warn_insecure();
     }
     Ok(Settings {
         protocol: name,
@@ -350,7 +356,39 @@ pub(crate) fn settings(
         connect_timeout: args.connect_timeout,
         first_byte_timeout: args.timeout,
         idle_timeout: args.idle_timeout,
+        insecure: args.insecure,
+        ca_certs,
     })
+}
+
+/// The PEM texts of the `--ca-cert` files, each checked: one line naming the file when one
+/// cannot be read or holds no usable certificate.
+fn ca_certs(files: &[PathBuf]) -> Result<Vec<Vec<u8>>, Fatal> {
+    files
+        .iter()
+        .map(|file| {
+            let pem = std::fs::read(file)
+                .map_err(|e| Fatal::usage(format!("--ca-cert {}: {e}", file.display())))?;
+            let check = loadkit_http::tls::TlsOptions {
+                insecure: false,
+                ca_pem: vec![pem],
+            };
+            loadkit_http::tls::client_config(&check, &[])
+                .map_err(|e| Fatal::usage(format!("--ca-cert {}: {e}", file.display())))?;
+            Ok(check.ca_pem.into_iter().next().unwrap_or_default())
+        })
+        .collect()
+}
+
+/// `--insecure`'s warning, printed once however many runs a command prepares.
+fn warn_insecure() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        eprintln!(
+            "warning: --insecure: TLS certificates are not verified; anyone on the path can read \
+             and change this traffic"
+        );
+    });
 }
 
 /// The schedule, stop conditions and observers the flags ask for.
@@ -491,6 +529,9 @@ fn meta(
     set("prompt", json!(prompt_label(&args.target)));
     set("system_prompt", json!(args.target.system_prompt.is_some()));
     set("simulator", json!(simulator));
+    if args.target.insecure {
+        set("insecure", json!(true));
+    }
     let threads = tokio::runtime::Handle::current().metrics().num_workers();
     set("threads", json!(threads));
     RunMeta {

@@ -13,14 +13,17 @@ use std::path::Path;
 use toml::{Table, Value};
 
 /// The built-in presets, usable with no file: `loadkit run --scenario quick`.
-pub(crate) const PRESETS: &str = include_str!("presets.toml");
+pub const PRESETS: &str = include_str!("presets.toml");
 
 /// One named scenario: its flags, sorted by key (their order does not matter).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Scenario {
-    pub(crate) name: String,
-    pub(crate) description: Option<String>,
-    pub(crate) flags: Vec<String>,
+pub struct Scenario {
+    /// Its name, `NAME` of `[scenarios.NAME]`.
+    pub name: String,
+    /// Its `description`, if it has one.
+    pub description: Option<String>,
+    /// Its flags (`--rps`, `25`, ...), sorted by key.
+    pub flags: Vec<String>,
 }
 
 /// Headers whose values are credentials and must come from the environment.
@@ -32,13 +35,15 @@ const SECRET_HEADERS: [&str; 5] = [
     "cookie",
 ];
 
-/// Parses a scenario file. `known` lists the long flag names `loadkit run` accepts, and
-/// `boolean` those that take no value; `env` resolves `${VAR}`.
-pub(crate) fn parse(
+/// Parses a scenario file. `known` lists the long flag names `loadkit run` accepts, `boolean`
+/// those that take no value and `repeatable` those that may be given more than once (only they
+/// take a list); `env` resolves `${VAR}`.
+pub fn parse(
     text: &str,
     origin: &str,
     known: &[String],
     boolean: &[String],
+    repeatable: &[String],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<BTreeMap<String, Scenario>, String> {
     let table: Table = text.parse().map_err(|e: toml::de::Error| {
@@ -71,11 +76,24 @@ pub(crate) fn parse(
                     line_of(text, None, name)
                 ));
             };
-            let scenario = scenario(text, origin, name, body, known, boolean, env)?;
+            let flags = Flags {
+                known,
+                boolean,
+                repeatable,
+            };
+            let scenario = scenario(text, origin, name, body, &flags, env)?;
             out.insert(name.clone(), scenario);
         }
     }
     Ok(out)
+}
+
+/// The flag names [`parse`] was given.
+#[derive(Clone, Copy)]
+struct Flags<'a> {
+    known: &'a [String],
+    boolean: &'a [String],
+    repeatable: &'a [String],
 }
 
 fn scenario(
@@ -83,10 +101,14 @@ fn scenario(
     origin: &str,
     name: &str,
     body: &Table,
-    known: &[String],
-    boolean: &[String],
+    flags_of: &Flags<'_>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Scenario, String> {
+    let Flags {
+        known,
+        boolean,
+        repeatable,
+    } = *flags_of;
     let mut flags = Vec::new();
     let mut description = None;
     for (key, value) in body {
@@ -129,6 +151,12 @@ fn scenario(
                     ))
                 })
                 .collect::<Result<_, String>>()?,
+            (_, Value::Array(_)) if !repeatable.contains(&flag) => {
+                return Err(format!(
+                    "{}: scenario '{name}': '{key}' takes one value, not a list",
+                    at()
+                ))
+            }
             (_, Value::Array(items)) => items
                 .iter()
                 .map(|v| {
@@ -239,7 +267,7 @@ fn line_of(text: &str, section: Option<&str>, key: &str) -> usize {
 }
 
 /// The flags of `scenario` with every `${VAR}` replaced by the environment's value.
-pub(crate) fn resolve(scenario: &Scenario) -> Result<Vec<String>, String> {
+pub fn resolve(scenario: &Scenario) -> Result<Vec<String>, String> {
     let env = |var: &str| std::env::var(var).ok();
     scenario
         .flags
@@ -250,18 +278,33 @@ pub(crate) fn resolve(scenario: &Scenario) -> Result<Vec<String>, String> {
 
 /// Reads `path`, or the built-in presets when `path` is `None`. `${VAR}` references are kept as
 /// written; [`resolve`] expands them for the one scenario that runs.
-pub(crate) fn load(
+pub fn load(
     path: Option<&Path>,
     known: &[String],
     boolean: &[String],
+    repeatable: &[String],
 ) -> Result<BTreeMap<String, Scenario>, String> {
     let env = |var: &str| Some(format!("${{{var}}}"));
     match path {
-        None => parse(PRESETS, "built-in presets", known, boolean, &env),
+        None => parse(
+            PRESETS,
+            "built-in presets",
+            known,
+            boolean,
+            repeatable,
+            &env,
+        ),
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            parse(&text, &path.display().to_string(), known, boolean, &env)
+            parse(
+                &text,
+                &path.display().to_string(),
+                known,
+                boolean,
+                repeatable,
+                &env,
+            )
         }
     }
 }
@@ -289,7 +332,7 @@ mod tests {
     fn check(text: &str) -> Result<BTreeMap<String, Scenario>, String> {
         let (k, b) = known();
         let env = |v: &str| (v == "TOKEN").then(|| "s3cret".to_owned());
-        parse(text, "f.toml", &k, &b, &env)
+        parse(text, "f.toml", &k, &b, &["header".to_owned()], &env)
     }
 
     #[test]
@@ -319,6 +362,9 @@ mod tests {
     fn unknown_keys_name_the_key_and_the_line() {
         let e = check("[scenarios.a]\nrps = 1\n\nrpss = 2\n").unwrap_err();
         assert_eq!(e, "f.toml:4: scenario 'a': unknown key 'rpss' (keys are `loadkit run` flag names, see --help)");
+        // A list for a flag that takes one value was once silently the last item.
+        let e = check("[scenarios.a]\nrps = [1, 2]\n").unwrap_err();
+        assert!(e.contains("'rps' takes one value, not a list"), "{e}");
         let e = check("[other]\nx = 1\n").unwrap_err();
         assert!(e.contains("unknown top-level key 'other'"), "{e}");
     }

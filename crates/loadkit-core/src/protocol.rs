@@ -254,6 +254,11 @@ pub struct Settings {
     pub first_byte_timeout: Duration,
     /// Deadline between two pieces of a streamed response.
     pub idle_timeout: Duration,
+    /// Accept any TLS certificate (`--insecure`): no verification. Default `false`: every
+    /// protocol that dials TLS verifies the server's certificate.
+    pub insecure: bool,
+    /// PEM texts of private CAs trusted beside the Mozilla roots (`--ca-cert FILE`).
+    pub ca_certs: Vec<Vec<u8>>,
 }
 
 impl Settings {
@@ -276,6 +281,8 @@ impl Settings {
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(30),
+            insecure: false,
+            ca_certs: Vec::new(),
         }
     }
 }

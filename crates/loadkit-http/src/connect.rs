@@ -1,5 +1,5 @@
 //! The connector stack: TCP (`HttpConnector`, no Nagle, connect timeout) wrapped by rustls for
-//! `https` URLs, with TCP-phase errors tagged so they can be told apart from TLS failures, and
+//! `https` URLs (verified as [`crate::tls`] says), with TCP-phase errors tagged so they can be told apart from TLS failures, and
 //! every connection carrying a count of the responses it served (to tell a reused connection
 //! from a new one when a request fails).
 
@@ -33,10 +33,10 @@ pub(crate) fn connector(config: &HttpConfig) -> Result<Connector, HttpConfigErro
     http.set_nodelay(true);
     http.set_connect_timeout(Some(config.connect_timeout));
     http.enforce_http(false);
-    let builder = HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+    let tls = crate::tls::client_config(&config.tls, &[])
         .map_err(|e| HttpConfigError::Tls(e.to_string()))?;
-    Ok(builder
+    Ok(HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .wrap_connector(TcpConnector { inner: http }))

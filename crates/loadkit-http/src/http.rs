@@ -28,6 +28,7 @@ use crate::body::RequestBody;
 use crate::classify;
 use crate::connect::{connector, Connector, Served};
 use crate::message::error_body_message;
+use crate::tls::TlsOptions;
 
 /// The largest stream event (an SSE event, an NDJSON line) a client accepts by default: 1 MiB.
 pub const DEFAULT_MAX_EVENT_SIZE: usize = 1 << 20;
@@ -68,6 +69,8 @@ pub struct HttpConfig {
     pub max_body_size: usize,
     /// `User-Agent` sent when the request sets none (`None`: send none).
     pub user_agent: Option<String>,
+    /// How `https` servers' certificates are checked. Default: against the Mozilla roots.
+    pub tls: TlsOptions,
 }
 
 impl Default for HttpConfig {
@@ -81,6 +84,7 @@ impl Default for HttpConfig {
             max_event_size: DEFAULT_MAX_EVENT_SIZE,
             max_body_size: 64 << 20,
             user_agent: Some(concat!("loadkit/", env!("CARGO_PKG_VERSION")).to_owned()),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -373,12 +377,20 @@ impl HttpClient {
 ///
 /// An unparsable URL is reported as a `connect` error.
 pub async fn preflight(url: &str, timeout: Duration) -> Result<(), RequestError> {
+    preflight_with(
+        url,
+        HttpConfig {
+            connect_timeout: timeout,
+            ..HttpConfig::default()
+        },
+    )
+    .await
+}
+
+/// [`preflight`] with `config`'s connect timeout and TLS options.
+pub async fn preflight_with(url: &str, config: HttpConfig) -> Result<(), RequestError> {
     let uri = parse_url(url)
         .map_err(|e| RequestError::new(loadkit_core::metrics::ErrorKind::Connect, e.to_string()))?;
-    let config = HttpConfig {
-        connect_timeout: timeout,
-        ..HttpConfig::default()
-    };
     let client = HttpClient::new(config)
         .map_err(|e| RequestError::new(loadkit_core::metrics::ErrorKind::Connect, e.to_string()))?;
     client.preflight(&uri).await

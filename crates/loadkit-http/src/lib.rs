@@ -3,7 +3,7 @@
 //! their requests through.
 //!
 //! - [`HttpClient`]: hyper 1 with a pooled keep-alive HTTP/1.1 connector (`TCP_NODELAY`,
-//!   connect timeout) and rustls for `https` (`ring` provider, Mozilla roots). It marks the
+//!   connect timeout) and rustls for `https` (`ring` provider, Mozilla roots plus any private CA, see [`tls`]). It marks the
 //!   first byte and the body bytes on the request's [`Probe`](loadkit_core::Probe), enforces a
 //!   first-byte timeout and an idle timeout between body frames, retries once a request that met
 //!   a connection the server closed while idle, and classifies every failure into loadkit's
@@ -11,6 +11,8 @@
 //! - [`ResponseBody::finish`]: after the end marker, the rest of a body is drained off the clock.
 //! - [`preflight`]: opens one connection (TCP, plus TLS for `https`) to check that a target is
 //!   reachable before a run starts.
+//! - [`tls`]: the TLS client setup shared with loadkit-ws (verified by default, private CAs,
+//!   `insecure` on request).
 //! - [`insert_headers`]: the user's extra headers, checked once ([`HeaderError`]).
 //! - [`message`]: the one extractor of server error messages (OpenAI, Ollama, FastAPI, text).
 //! - [`protocol`]: what an HTTP-based protocol's registration shares (settings, pre-flight,
@@ -29,11 +31,12 @@ mod header;
 mod http;
 pub mod message;
 pub mod protocol;
+pub mod tls;
 
 pub use body::UPLOAD_CHUNK;
 pub use header::{insert_headers, parse_header, HeaderError};
 pub use http::{
-    parse_url, preflight, retry_after, HttpClient, HttpConfig, HttpConfigError, Response,
-    ResponseBody, DEFAULT_MAX_EVENT_SIZE, DRAIN_GRACE, ERROR_BODY_LIMIT, FINISH_INLINE,
+    parse_url, preflight, preflight_with, retry_after, HttpClient, HttpConfig, HttpConfigError,
+    Response, ResponseBody, DEFAULT_MAX_EVENT_SIZE, DRAIN_GRACE, ERROR_BODY_LIMIT, FINISH_INLINE,
     RETRY_AFTER_MAX,
 };

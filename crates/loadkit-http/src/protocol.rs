@@ -4,6 +4,7 @@
 
 use loadkit_core::protocol::{PreflightError, Settings};
 
+use crate::tls::TlsOptions;
 use crate::HttpConfig;
 
 /// Running simulators behind the core's `Simulator` trait, for every HTTP-based protocol.
@@ -55,20 +56,31 @@ pub fn http_config(s: &Settings) -> HttpConfig {
         connect_timeout: s.connect_timeout,
         first_byte_timeout: s.first_byte_timeout,
         idle_timeout: s.idle_timeout,
+        tls: tls_options(s),
         ..HttpConfig::default()
     }
 }
 
-/// A pre-flight check that `target` accepts a connection (TCP, and TLS for `https`).
+/// The TLS options the shared settings ask for (`--insecure`, `--ca-cert`).
+pub fn tls_options(s: &Settings) -> TlsOptions {
+    TlsOptions {
+        insecure: s.insecure,
+        ca_pem: s.ca_certs.clone(),
+    }
+}
+
+/// A pre-flight check that `target` accepts a connection (TCP, and TLS for `https`, checked
+/// as `config.tls` says) within `config.connect_timeout`.
 pub fn tcp_preflight(
     target: String,
-    timeout: std::time::Duration,
+    config: HttpConfig,
 ) -> impl Fn() -> futures::future::BoxFuture<'static, Result<(), PreflightError>> + Send + Sync + 'static
 {
     move || {
         let target = target.clone();
+        let config = config.clone();
         Box::pin(async move {
-            crate::preflight(&target, timeout)
+            crate::preflight_with(&target, config)
                 .await
                 .map_err(|e| PreflightError::new(format!("target unreachable: {target}: {e}")))
         })
@@ -135,20 +147,27 @@ pub fn health_preflight(
     target: String,
     path: Option<String>,
     timeout: std::time::Duration,
+    tls: TlsOptions,
 ) -> impl Fn() -> futures::future::BoxFuture<'static, Result<(), PreflightError>> + Send + Sync + 'static
 {
     move || {
         let target = target.clone();
         let path = path.clone();
+        let tls = tls.clone();
         Box::pin(async move {
             let Some(path) = path else {
                 let url = health_url(&target, "/")?;
-                return crate::preflight(&url, timeout).await.map_err(|e| {
+                let config = crate::HttpConfig {
+                    connect_timeout: timeout,
+                    tls,
+                    ..crate::HttpConfig::default()
+                };
+                return crate::preflight_with(&url, config).await.map_err(|e| {
                     PreflightError::new(format!("target unreachable: {target}: {e}"))
                 });
             };
             let url = health_url(&target, &path)?;
-            health_get(&url, timeout).await.map_err(|e| {
+            health_get(&url, timeout, tls).await.map_err(|e| {
                 PreflightError::new(format!(
                     "health check failed: GET {url}: {e} (--health-path PATH, or --no-health-check)"
                 ))
@@ -157,12 +176,17 @@ pub fn health_preflight(
     }
 }
 
-async fn health_get(url: &str, timeout: std::time::Duration) -> Result<(), String> {
+async fn health_get(
+    url: &str,
+    timeout: std::time::Duration,
+    tls: TlsOptions,
+) -> Result<(), String> {
     let uri = crate::parse_url(url).map_err(|e| e.to_string())?;
     let client = crate::HttpClient::new(crate::HttpConfig {
         connect_timeout: timeout,
         first_byte_timeout: timeout,
         idle_timeout: timeout,
+        tls,
         ..crate::HttpConfig::default()
     })
     .map_err(|e| e.to_string())?;
@@ -206,29 +230,36 @@ mod tests {
     async fn the_health_check_needs_a_2xx_and_names_the_url_and_the_answer() {
         let t = Duration::from_secs(5);
         let ok = answering("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
-        health_preflight(ok.clone(), Some("/health".into()), t)()
+        health_preflight(ok.clone(), Some("/health".into()), t, TlsOptions::default())()
             .await
             .unwrap();
         let busy = answering(
             "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 13\r\nconnection: close\r\n\r\nmodel loading",
         )
         .await;
-        let e = health_preflight(busy.clone(), Some("/health".into()), t)()
-            .await
-            .unwrap_err()
-            .to_string();
+        let e = health_preflight(
+            busy.clone(),
+            Some("/health".into()),
+            t,
+            TlsOptions::default(),
+        )()
+        .await
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("/health") && e.contains("HTTP 503") && e.contains("model loading"),
             "{e}"
         );
         // Skipped: a connect is enough, whatever the server answers.
-        health_preflight(busy, None, t)().await.unwrap();
+        health_preflight(busy, None, t, TlsOptions::default())()
+            .await
+            .unwrap();
         // Nobody listening: one line.
         let closed = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             format!("http://{}", l.local_addr().unwrap())
         };
-        let e = health_preflight(closed, Some("/health".into()), t)()
+        let e = health_preflight(closed, Some("/health".into()), t, TlsOptions::default())()
             .await
             .unwrap_err()
             .to_string();

@@ -38,4 +38,4 @@ pub mod protocol;
 pub use client::{
     HealthError, OllamaClient, OllamaConfig, OllamaConfigError, OllamaEndpoint, OllamaRequest,
 };
-pub use parse::metric;
+pub use parse::{metric, parse_line};

@@ -120,6 +120,28 @@ pub(crate) fn line(line: &[u8], finals: Finals, probe: &mut Probe) -> Result<boo
     Ok(parsed.done)
 }
 
+/// Reads one streamed NDJSON line as [`OllamaClient`](crate::OllamaClient) does (content and
+/// reasoning marks, the `done: true` line's counts and timings, an error line), marking
+/// `probe`: `Ok(true)` when it was the `done: true` line. Any bytes are a line or a classified
+/// error, never a panic (the fuzz targets and property tests call it with arbitrary input).
+///
+/// # Errors
+///
+/// A malformed line (`protocol`) or an error line (`server`).
+pub fn parse_line(
+    bytes: &[u8],
+    cold_load_threshold: Duration,
+    probe: &mut Probe,
+) -> Result<bool, RequestError> {
+    line(
+        bytes,
+        Finals {
+            cold_load_threshold,
+        },
+        probe,
+    )
+}
+
 /// Handles a whole `"stream": false` body: one content chunk of `eval_count` units.
 pub(crate) fn whole(body: &[u8], finals: Finals, probe: &mut Probe) -> Result<(), RequestError> {
     let parsed: Line = serde_json::from_slice(body)

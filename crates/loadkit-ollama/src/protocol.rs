@@ -111,7 +111,7 @@ impl Protocol for Ollama {
             system: system.clone(),
             prompt: prompts.prompt(ctx.seq),
         };
-        let timeout = s.connect_timeout;
+        let check_http = config.http.clone();
         let check_target = target.clone();
         Ok(Box::new(
             Prepared::new(client, source, target)
@@ -123,8 +123,9 @@ impl Protocol for Ollama {
                 .with_preflight(move || {
                     let checker = Arc::clone(&checker);
                     let target = check_target.clone();
+                    let http = check_http.clone();
                     async move {
-                        loadkit_http::preflight(&target, timeout)
+                        loadkit_http::preflight_with(&target, http)
                             .await
                             .map_err(|e| {
                                 PreflightError::new(format!("target unreachable: {target}: {e}"))

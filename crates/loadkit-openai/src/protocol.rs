@@ -141,7 +141,7 @@ impl Protocol for OpenAi {
                 ("stream", Value::from(stream)),
                 ("ignore_eos", Value::from(o.flag("ignore-eos"))),
             ])
-            .with_preflight(tcp_preflight(target, s.connect_timeout));
+            .with_preflight(tcp_preflight(target, http_config(s)));
         if o.get("tools").is_some() {
             launch = launch.with_sections(move |result| {
                 vec![tools_section(
@@ -401,6 +401,7 @@ impl Protocol for TtsHttp {
             (!o.flag("no-health-check"))
                 .then(|| o.get("health-path").unwrap_or("/health").to_owned()),
             s.connect_timeout,
+            loadkit_http::protocol::tls_options(s),
         );
         Ok(Box::new(
             Prepared::new(client, source, target)

@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use crate::Report;
 
-/// `text` safe in a GitHub Markdown table cell: `|` and backticks escaped, `<` and `>` as
-/// entities (GitHub would otherwise keep some HTML), `&` too, and line breaks as spaces.
+/// `text` safe in a GitHub Markdown table cell: `|`, backticks, `\\`, link brackets and
+/// emphasis marks escaped, `<` and `>` as entities (GitHub would otherwise keep some HTML), `&`
+/// too, and line breaks (Unicode's included) as spaces.
 pub fn escape_markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -20,7 +21,13 @@ pub fn escape_markdown(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
             '\\' => out.push_str("\\\\"),
-            '\r' | '\n' => out.push(' '),
+            // Link and image syntax: `[text](url)` from a server must not become a link.
+            '[' => out.push_str("\\["),
+            ']' => out.push_str("\\]"),
+            // Emphasis and strike-through: a server cannot restyle the table.
+            '*' => out.push_str("\\*"),
+            '~' => out.push_str("\\~"),
+            '\r' | '\n' | '\u{2028}' | '\u{2029}' | '\u{85}' => out.push(' '),
             c => out.push(c),
         }
     }
@@ -206,6 +213,36 @@ mod tests {
             .expect("the error row");
         assert_eq!(row.matches(" | ").count() + 2, 4, "{row}");
         assert!(row.contains("\\| \\`x\\`"), "{row}");
+    }
+
+    #[test]
+    fn hostile_server_text_stays_inert_text_in_its_cell() {
+        assert_eq!(
+            escape_markdown("[x](javascript:alert(1)) ![i](http://h/p.png) **b** ~~s~~"),
+            "\\[x\\](javascript:alert(1)) !\\[i\\](http://h/p.png) \\*\\*b\\*\\* \\~\\~s\\~\\~"
+        );
+        let mut report = fixture::report();
+        report.errors[0].message =
+            "a\r\nb | c `d` [e](http://x) <img src=x onerror=alert(1)>\u{2028}| f\\|".to_owned();
+        let md = render_markdown(&report);
+        let row = md
+            .lines()
+            .find(|l| l.contains("onerror"))
+            .expect("the error row, on one line");
+        // Three cells: a count, a class, the message; every pipe of the message escaped.
+        assert_eq!(
+            row.matches('|').count() - row.matches("\\|").count(),
+            4,
+            "{row}"
+        );
+        assert!(!row.contains("<img") && !row.contains("[e]"), "{row}");
+        assert!(
+            row.contains("f\\\\\\|"),
+            "a backslash cannot unescape the pipe: {row}"
+        );
+        let html = crate::render_html(&report).unwrap();
+        assert!(!html.contains("<img src=x"), "the html escapes it too");
+        assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
     }
 
     #[test]

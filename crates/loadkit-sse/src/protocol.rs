@@ -150,7 +150,7 @@ impl Protocol for Generic {
             Ok(Box::new(
                 Prepared::new(client, source, target.clone())
                     .with_settings(settings)
-                    .with_preflight(tcp_preflight(target, s.connect_timeout)),
+                    .with_preflight(tcp_preflight(target, http_config(s))),
             ))
         } else {
             if o.is_given("expect-value") && !o.is_given("expect-pointer") {
@@ -171,7 +171,7 @@ impl Protocol for Generic {
             Ok(Box::new(
                 Prepared::new(client, source, target.clone())
                     .with_settings(settings)
-                    .with_preflight(tcp_preflight(target, s.connect_timeout)),
+                    .with_preflight(tcp_preflight(target, http_config(s))),
             ))
         }
     }

@@ -13,7 +13,9 @@
 //! | [`tts_ws`] | a text-to-speech document reader over WebSocket (`synthesize` batches in, `status` messages and WAV/PCM audio out) with a worker pool, cached mode and model/voice errors |
 //! | [`ws_chat`] | a WebSocket chat application (`{"type":"chat"}` in, `token` / `done` / `error` out) on its own single-threaded event loop, with blocking prefills, keepalive and faults |
 //!
-//! With the `harness` feature, `harness` has what the protocol crates' integration tests share.
+//! With the `harness` feature, `harness` has what the protocol crates' integration tests share;
+//! with the `tls` feature, `tls::TlsFront` puts TLS (a self-signed certificate made on the spot)
+//! in front of any of them.
 //!
 //! # Example
 //!
@@ -57,6 +59,8 @@ pub mod replay;
 mod server;
 pub use server::{Connections, Flush, Transport};
 pub mod sse_app;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod tts_http;
 pub mod tts_ws;
 mod wav;

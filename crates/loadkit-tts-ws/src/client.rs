@@ -125,7 +125,12 @@ impl TtsWsClient {
                 return Err(TtsConfigError::Zero("sample rate"));
             }
         }
-        let target = Target::new(&config.url, &config.headers, config.max_message_size)?;
+        let target = Target::new(
+            &config.url,
+            &config.headers,
+            config.max_message_size,
+            &config.tls,
+        )?;
         let message = Template::new(
             "message",
             config.message.as_deref().unwrap_or(DEFAULT_MESSAGE),

@@ -63,6 +63,8 @@ pub struct TtsWsConfig {
     pub url: String,
     /// Extra upgrade headers.
     pub headers: Vec<(String, String)>,
+    /// How a `wss://` server's certificate is checked. Default: against the Mozilla roots.
+    pub tls: loadkit_http::tls::TlsOptions,
     /// The model.
     pub model: String,
     /// The voice.
@@ -123,6 +125,7 @@ impl TtsWsConfig {
         Self {
             url: url.into(),
             headers: Vec::new(),
+            tls: loadkit_http::tls::TlsOptions::default(),
             model: "kokoro".to_owned(),
             voice: "af_heart".to_owned(),
             blocks: 10,

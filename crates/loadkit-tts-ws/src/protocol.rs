@@ -132,6 +132,7 @@ impl Protocol for TtsWs {
         };
         let mut config = TtsWsConfig::new(&s.url);
         config.headers = s.headers.clone();
+        config.tls = loadkit_http::protocol::tls_options(s);
         config.model = s.model.clone().unwrap_or_else(|| "kokoro".to_owned());
         config.voice = match o.get("voice") {
             Some(voice) => voice.to_owned(),
@@ -234,6 +235,7 @@ impl Protocol for TtsWs {
             ),
         ];
         let headers = config.headers.clone();
+        let tls = config.tls.clone();
         let client =
             TtsWsClient::new(config).map_err(|e| SetupError::caused("--protocol tts-ws", e))?;
         let target = client.url().to_owned();
@@ -241,6 +243,7 @@ impl Protocol for TtsWs {
             target.clone(),
             (!o.flag("no-health-check")).then(|| text("health-path")),
             s.connect_timeout,
+            loadkit_http::protocol::tls_options(s),
         );
         let check = target.clone();
         let connect_timeout = s.connect_timeout;
@@ -256,9 +259,10 @@ impl Protocol for TtsWs {
                     let health = Arc::clone(&health);
                     let url = check.clone();
                     let headers = headers.clone();
+                    let tls = tls.clone();
                     async move {
                         health().await?;
-                        loadkit_ws::preflight(&url, &headers, connect_timeout)
+                        loadkit_ws::preflight(&url, &headers, connect_timeout, &tls)
                             .await
                             .map_err(|e| PreflightError::new(format!("target unreachable: {e}")))
                     }

@@ -78,8 +78,13 @@ async fn main() {
         config.ping_timeout,
         config.connection.name(),
     );
-    if let Err(e) =
-        loadkit_ws::preflight(&config.url, &config.headers, config.connect_timeout).await
+    if let Err(e) = loadkit_ws::preflight(
+        &config.url,
+        &config.headers,
+        config.connect_timeout,
+        &config.tls,
+    )
+    .await
     {
         println!("preflight: {e}");
         return;

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures::{FutureExt as _, SinkExt as _, StreamExt as _};
 use loadkit_core::metrics::{ErrorKind, TimeoutPhase};
 use loadkit_core::{Client, Probe, RequestError};
+use loadkit_http::tls::TlsOptions;
 use loadkit_sse::{BodyTemplate, TemplateValues};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -205,7 +206,12 @@ impl WsChatClient {
                 return Err(WsConfigError::ZeroTimeout(name));
             }
         }
-        let target = Target::new(&config.url, &config.headers, config.max_message_size)?;
+        let target = Target::new(
+            &config.url,
+            &config.headers,
+            config.max_message_size,
+            &config.tls,
+        )?;
         let default_message = config.message.is_none();
         let text = match (&config.message, config.min_tokens) {
             (Some(text), _) => text.clone(),
@@ -526,11 +532,12 @@ pub async fn preflight(
     url: &str,
     headers: &[(String, String)],
     connect_timeout: Duration,
+    tls: &TlsOptions,
 ) -> Result<(), PreflightError> {
     if connect_timeout.is_zero() {
         return Err(WsConfigError::ZeroTimeout("connect timeout").into());
     }
-    let target = Target::new(url, headers, DEFAULT_MAX_MESSAGE_SIZE)?;
+    let target = Target::new(url, headers, DEFAULT_MAX_MESSAGE_SIZE, tls)?;
     let ws =
         target
             .connect(connect_timeout)

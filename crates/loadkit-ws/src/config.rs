@@ -65,6 +65,8 @@ pub struct WsChatConfig {
     /// Headers sent with the upgrade request (`Authorization`, `Cookie`, `Origin`, ...); the
     /// first value of a name replaces a generated header of that name (`Host`).
     pub headers: Vec<(String, String)>,
+    /// How a `wss://` server's certificate is checked. Default: against the Mozilla roots.
+    pub tls: loadkit_http::tls::TlsOptions,
     /// The message sent for each request: a JSON template with the placeholders of
     /// [`BodyTemplate`](loadkit_sse::BodyTemplate) (`{{prompt}}`, `{{max_tokens}}`, `{{model}}`,
     /// `{{seq}}`, `{{user}}`, `{{uuid}}`). `None`: [`DEFAULT_MESSAGE`], to which
@@ -122,6 +124,7 @@ impl Default for WsChatConfig {
         Self {
             url: String::new(),
             headers: Vec::new(),
+            tls: loadkit_http::tls::TlsOptions::default(),
             message: None,
             model: String::new(),
             max_tokens: 128,

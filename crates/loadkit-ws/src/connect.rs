@@ -1,5 +1,5 @@
-//! Opening a WebSocket: TCP (no Nagle), rustls for `wss://` (the `ring` provider and the Mozilla
-//! roots, as loadkit-sse sets rustls up), and the HTTP upgrade, all under one connect deadline,
+//! Opening a WebSocket: TCP (no Nagle), rustls for `wss://` (loadkit-http's setup: the `ring`
+//! provider, the Mozilla roots plus any private CA, or no verification when asked for), and the HTTP upgrade, all under one connect deadline,
 //! each phase's failure classified; the stream both kinds of connection share; the polite close;
 //! and how a failure while reading messages is classified, for every WebSocket protocol.
 
@@ -14,6 +14,7 @@ use http::{HeaderName, HeaderValue, Uri};
 use loadkit_core::metrics::{ErrorKind, TimeoutPhase};
 use loadkit_core::{one_line, RequestError};
 use loadkit_http::message::error_body_message;
+use loadkit_http::tls::TlsOptions;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -112,16 +113,19 @@ impl std::fmt::Debug for Target {
 }
 
 impl Target {
-    /// Checks `url` (`ws://` or `wss://` with a host), the headers, and builds the TLS setup.
+    /// Checks `url` (`ws://` or `wss://` with a host), the headers, and builds the TLS setup
+    /// (certificates checked as `tls` says).
     ///
     /// # Errors
     ///
-    /// The URL, a header or the size is unusable.
+    /// The URL, a header, the size or the TLS setup is unusable.
     pub fn new(
         url: &str,
         headers: &[(String, String)],
         max_message_size: usize,
+        tls: &TlsOptions,
     ) -> Result<Self, WsConfigError> {
+        let options = tls;
         let invalid = |reason: &str| WsConfigError::InvalidUrl {
             url: url.to_owned(),
             reason: reason.to_owned(),
@@ -184,7 +188,7 @@ impl Target {
         let tls = if tls {
             let name = ServerName::try_from(host.clone())
                 .map_err(|_| invalid("the host is not a valid tls server name"))?;
-            Some((TlsConnector::from(tls_config()?), name))
+            Some((TlsConnector::from(tls_config(options)?), name))
         } else {
             None
         };
@@ -289,20 +293,12 @@ impl Target {
     }
 }
 
-/// rustls with the `ring` provider, the Mozilla roots and HTTP/1.1 ALPN.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, WsConfigError> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| WsConfigError::Tls(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+/// loadkit-http's rustls setup (the `ring` provider, the Mozilla roots plus any private CA, or
+/// no verification when `insecure`) with HTTP/1.1 ALPN.
+fn tls_config(options: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, WsConfigError> {
+    loadkit_http::tls::client_config(options, &[b"http/1.1"])
+        .map(Arc::new)
+        .map_err(|e| WsConfigError::Tls(e.to_string()))
 }
 
 fn tls_error(e: &io::Error) -> RequestError {

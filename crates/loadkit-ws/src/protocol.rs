@@ -97,6 +97,7 @@ impl Protocol for WsChat {
         let text = |long: &str| o.get(long).unwrap_or_default().to_owned();
         let mut config = WsChatConfig::new(&s.url);
         config.headers = s.headers.clone();
+        config.tls = loadkit_http::protocol::tls_options(s);
         config.message = o.get("ws-message").map(str::to_owned);
         config.model = s.model.clone().unwrap_or_default();
         config.max_tokens = s.max_tokens;
@@ -150,6 +151,7 @@ impl Protocol for WsChat {
             ("end_when", Value::from(config.end_when.clone())),
         ];
         let headers = config.headers.clone();
+        let tls = config.tls.clone();
         let connect_timeout = config.connect_timeout;
         let client = WsChatClient::new(config).map_err(|e| match e {
             // Name the flag the user wrote, not the library's field.
@@ -175,8 +177,9 @@ impl Protocol for WsChat {
                 .with_preflight(move || {
                     let url = check.clone();
                     let headers = headers.clone();
+                    let tls = tls.clone();
                     async move {
-                        crate::preflight(&url, &headers, connect_timeout)
+                        crate::preflight(&url, &headers, connect_timeout, &tls)
                             .await
                             .map_err(|e| PreflightError::new(format!("target unreachable: {e}")))
                     }

@@ -175,22 +175,32 @@ async fn after_a_failure_the_users_next_request_succeeds_on_a_new_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preflight_upgrades_and_closes() {
     let server = ws_chat::serve(quick()).await.unwrap();
-    loadkit_ws::preflight(&server.url(), &[], Duration::from_secs(2))
-        .await
-        .unwrap();
+    loadkit_ws::preflight(
+        &server.url(),
+        &[],
+        Duration::from_secs(2),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     let sim = server.stats();
     assert_eq!((sim.connections, sim.requests), (1, 0));
     let wrong = format!("ws://{}/nope", server.addr());
-    let e = loadkit_ws::preflight(&wrong, &[], Duration::from_secs(2))
+    let e = loadkit_ws::preflight(&wrong, &[], Duration::from_secs(2), &Default::default())
         .await
         .unwrap_err();
     assert_eq!(
         e.to_string(),
         format!("cannot open a websocket to {wrong}: HTTP 404: no chat endpoint at /nope")
     );
-    let e = loadkit_ws::preflight("http://127.0.0.1:1/ws", &[], Duration::from_secs(2))
-        .await
-        .unwrap_err();
+    let e = loadkit_ws::preflight(
+        "http://127.0.0.1:1/ws",
+        &[],
+        Duration::from_secs(2),
+        &Default::default(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, loadkit_ws::PreflightError::Config(_)), "{e}");
     server.shutdown().await;
 }

@@ -188,7 +188,7 @@ async fn refused_connections_upgrades_and_tls() {
     let url = format!("ws://{addr}/ws/chat/v2");
     let result = run(config(&url), 3, 1).await;
     assert_eq!(errors(&result), one("connect", "connection refused"));
-    let e = loadkit_ws::preflight(&url, &[], Duration::from_secs(1))
+    let e = loadkit_ws::preflight(&url, &[], Duration::from_secs(1), &Default::default())
         .await
         .unwrap_err();
     assert_eq!(

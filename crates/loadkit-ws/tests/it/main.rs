@@ -7,4 +7,5 @@ mod faults;
 mod keepalive;
 mod support;
 mod timing;
+mod tls;
 mod transcript;
