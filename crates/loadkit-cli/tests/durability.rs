@@ -589,3 +589,60 @@ fn a_scenario_file_takes_the_same_keys() {
         .count();
     assert_eq!(lines as u64, r["totals"]["requests"].as_u64().unwrap());
 }
+
+#[test]
+fn discover_reports_the_capacity_the_bracket_and_the_cause() {
+    // Every level meets a loose target: the search ramps to --max-load.
+    let out = tmp("discover-good");
+    let o = loadkit(&[
+        "discover",
+        "--slo",
+        "ttft.p95<5s",
+        "--start",
+        "2",
+        "--max-load",
+        "4",
+        "--step-duration",
+        "2s",
+        "--step-warmup",
+        "0s",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let d = &report(&out)["discovery"];
+    assert_eq!(
+        (d["unit"].as_str(), d["max_load_meeting_targets"].as_f64()),
+        (Some("rps"), Some(4.0))
+    );
+    assert!(d["first_bad_load"].is_null());
+    assert_eq!(d["steps"].as_array().unwrap().len(), 2);
+    // The simulator's 50 ms TTFT misses 10 ms at once: bisected down from the first level.
+    let out = tmp("discover-bad");
+    let o = loadkit(&[
+        "discover",
+        "--slo",
+        "ttft.p95<10ms",
+        "--start",
+        "2",
+        "--tolerance",
+        "50%",
+        "--step-duration",
+        "2s",
+        "--step-warmup",
+        "0s",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let d = &report(&out)["discovery"];
+    assert!(d["max_load_meeting_targets"].is_null(), "{d}");
+    assert_eq!(d["first_bad_load"].as_f64(), Some(1.0));
+    assert!(
+        d["cause"].as_str().unwrap().starts_with("ttft.p95<10ms"),
+        "{d}"
+    );
+    assert_eq!(d["steps"].as_array().unwrap().len(), 2);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("Capacity    none"), "{stdout}");
+}

@@ -136,7 +136,10 @@ impl Search {
                 let width = bad - lo;
                 let done = match c.unit {
                     LoadUnit::Users => width <= 1.0,
-                    LoadUnit::Rps => width <= c.tolerance * if lo > 0.0 { lo } else { bad },
+                    // Nothing good yet: halve until a level passes, down to the tolerance of the
+                    // first level.
+                    LoadUnit::Rps if lo == 0.0 => bad <= c.tolerance * c.start,
+                    LoadUnit::Rps => width <= c.tolerance * lo,
                 };
                 if done || width <= 0.0 {
                     return None;
