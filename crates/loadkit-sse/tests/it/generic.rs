@@ -215,9 +215,10 @@ async fn plain_requests_measure_headers_and_body() {
     assert_eq!(s.counters.succeeded, 6);
     let e2e = ms(s.e2e.quantile(0.5));
     let headers = ms(s.named[TIME_TO_HEADERS].quantile(0.5));
-    assert!((e2e - 20.0).abs() <= 2.0, "e2e {e2e}");
+    // 20 ms injected: never below it, and a busy 2-core machine adds a few ms (22.3 seen in CI).
+    assert!((19.5..=26.0).contains(&e2e), "e2e {e2e}");
     assert!(
-        (headers - 20.0).abs() <= 2.0 && headers <= e2e,
+        (19.5..=26.0).contains(&headers) && headers <= e2e,
         "headers {headers}"
     );
     assert!(s.counters.bytes > 6 * 256);
