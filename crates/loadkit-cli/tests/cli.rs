@@ -526,7 +526,12 @@ fn ollama_protocols_run_against_the_built_in_simulator() {
         assert_eq!(r["totals"]["succeeded"], 8, "{r}");
         assert_eq!(r["tokens"]["source"], "server");
         assert_eq!(r["tokens"]["output_total"], 8 * 32);
-        assert!((p50(&r, "ttft") - 50.0).abs() <= 2.0, "{}", p50(&r, "ttft"));
+        // 50 ms injected; a busy 2-core machine adds a few ms (53.3 seen in CI).
+        assert!(
+            (49.0..=57.0).contains(&p50(&r, "ttft")),
+            "{}",
+            p50(&r, "ttft")
+        );
         assert!((p50(&r, "itl") - 10.0).abs() <= 1.0);
         for m in [
             "server_load",
@@ -643,7 +648,11 @@ fn sse_runs_in_parse_and_count_only_modes() {
         assert_eq!(r["totals"]["succeeded"], 8, "{mode}: {r}");
         assert_eq!(r["generator"]["content_events"], 8 * 32, "{mode}");
         assert_eq!(r["run"]["mode"], mode);
-        assert!((p50(r, "ttft") - 50.0).abs() <= 2.0);
+        assert!(
+            (49.0..=57.0).contains(&p50(r, "ttft")),
+            "{}",
+            p50(r, "ttft")
+        );
         assert!((p50(r, "itl") - 10.0).abs() <= 1.0);
     }
 }
@@ -721,7 +730,11 @@ fn http_runs_with_a_body_template_and_an_expected_value() {
         ],
     );
     assert_eq!(r["totals"]["succeeded"], 8, "{r}");
-    assert!((p50(&r, "e2e") - 50.0).abs() <= 2.0);
+    assert!(
+        (49.0..=57.0).contains(&p50(&r, "e2e")),
+        "{}",
+        p50(&r, "e2e")
+    );
     assert_eq!(r["metrics"]["time_to_headers"]["count"], 8);
     let (_, r) = run_builtin(
         "http-bad-value",
