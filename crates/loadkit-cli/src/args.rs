@@ -866,6 +866,12 @@ pub(crate) struct ServeArgs {
     /// linger keeps the body open after its end marker.
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "2s", requires = "faults")]
     pub(crate) fault_delay: Duration,
+    /// Serve at most N requests at once, as a model server's slots (vLLM's --max-num-seqs,
+    /// llama-server's -np): later ones wait in arrival order, and their time to first token
+    /// includes the wait. GET /metrics reports running and waiting requests in vLLM's names.
+    /// OpenAI-compatible simulator only.
+    #[arg(long, value_name = "N", value_parser = positive_u32)]
+    pub(crate) slots: Option<u32>,
 }
 
 /// How an unpaced simulated stream is written.

@@ -19,6 +19,11 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<u8, Fatal> {
         .map_err(|e| Fatal::usage(e.to_string()))?,
         None => FaultPlan::default(),
     };
+    if args.slots.is_some() && !protocol.sim_slots(name) {
+        return Err(Fatal::usage(format!(
+            "--slots: the {name} simulator has no slots (the OpenAI-compatible one has)"
+        )));
+    }
     let script = SimScript {
         ttft: args.ttft,
         itl: args.itl,
@@ -26,10 +31,14 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<u8, Fatal> {
         usage: !args.no_usage,
         per_token_writes: args.flush == FlushMode::PerToken,
         faults,
+        slots: args.slots,
     };
     let server = run::start_simulator(protocol, name, &args.addr.to_string(), &script)?;
     // The address line is machine-read by `cargo xtask bench-stream`: keep its shape.
     println!("listening on {}", server.url());
+    if let Some(n) = script.slots {
+        eprintln!("slots: {n} requests at once, later ones queue (GET /metrics shows them)");
+    }
     if !script.faults.names.is_empty() {
         eprintln!(
             "faults: every {} gets the next of: {}",

@@ -644,6 +644,9 @@ pub struct SimScript {
     pub per_token_writes: bool,
     /// Faults injected on purpose (none by default).
     pub faults: FaultPlan,
+    /// Requests served at once; later ones queue for a free slot (`None`: no limit). Only
+    /// simulators of a model server with slots (OpenAI-compatible) honour it.
+    pub slots: Option<u32>,
 }
 
 impl Default for SimScript {
@@ -655,6 +658,7 @@ impl Default for SimScript {
             usage: true,
             per_token_writes: true,
             faults: FaultPlan::default(),
+            slots: None,
         }
     }
 }
@@ -787,6 +791,12 @@ pub trait Protocol: Sync {
     fn sim_faults(&self, protocol: &str) -> &'static [&'static str] {
         let _ = protocol;
         &[]
+    }
+
+    /// Whether its simulator honours [`SimScript::slots`]; `false` by default.
+    fn sim_slots(&self, protocol: &str) -> bool {
+        let _ = protocol;
+        false
     }
 }
 

@@ -172,6 +172,7 @@ impl Protocol for OpenAi {
                 usage: script.usage,
                 transport: transport(script),
                 faults: sim_fault_rules(&script.faults),
+                slots: script.slots,
                 ..SimConfig::default()
             },
         );
@@ -184,6 +185,11 @@ impl Protocol for OpenAi {
     #[cfg(feature = "simulator")]
     fn sim_faults(&self, _: &str) -> &'static [&'static str] {
         SIM_FAULTS
+    }
+
+    #[cfg(feature = "simulator")]
+    fn sim_slots(&self, _: &str) -> bool {
+        true
     }
 }
 

@@ -148,3 +148,75 @@ async fn full_endpoint_urls_and_unprefixed_paths() {
         assert_eq!(result.stats.counters.succeeded, 2, "{url}");
     }
 }
+
+/// Two slots, four users at once, 100 ms of model time each: two answer after the 30 ms TTFT,
+/// two wait for a slot and answer 100 ms later; `/metrics` names the queue in vLLM's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_queue_requests_in_arrival_order() {
+    let server = openai::serve(SimConfig {
+        ttft: Duration::from_millis(30),
+        itl: Duration::from_millis(10),
+        output_tokens: 8,
+        slots: Some(2),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = server.base_url();
+    let scrape = tokio::spawn(async move {
+        // Read /metrics until it shows the last two waiting (the first two hold the slots for
+        // 100 ms), for at most 5 s.
+        let waiting = "vllm:num_requests_waiting{model_name=\"loadkit-sim\"} 2.0";
+        for _ in 0..1000 {
+            let text = metrics_text(&url).await;
+            if text.contains(waiting) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        String::from("never saw two waiting")
+    });
+    let result = run(config(&server.base_url()), 4, 4).await;
+    let c = &result.stats.counters;
+    assert_eq!((c.succeeded, c.failed), (4, 0));
+    let fast = ms(result.stats.ttft.quantile(0.25));
+    let slow = ms(result.stats.ttft.quantile(1.0));
+    assert!(
+        (29.5..=40.0).contains(&fast),
+        "ttft of a free slot {fast:.1} ms"
+    );
+    // 100 ms of the first pair's model time (30 ms + 7 × 10 ms), then its own 30 ms.
+    assert!(
+        (129.5..=145.0).contains(&slow),
+        "ttft after a wait {slow:.1} ms"
+    );
+    let busy = scrape.await.unwrap();
+    assert!(
+        busy.contains("vllm:num_requests_running{model_name=\"loadkit-sim\"} 2.0"),
+        "{busy}"
+    );
+    assert!(
+        busy.contains("vllm:num_requests_waiting{model_name=\"loadkit-sim\"} 2.0"),
+        "{busy}"
+    );
+    assert!(busy.contains("vllm:gpu_cache_usage_perc{model_name=\"loadkit-sim\"} 1.0"));
+    let idle = metrics_text(&server.base_url()).await;
+    assert!(idle.contains("vllm:num_requests_waiting{model_name=\"loadkit-sim\"} 0.0"));
+    assert!(idle.contains("vllm:generation_tokens_total{model_name=\"loadkit-sim\"} 32.0"));
+}
+
+/// The body of `GET /metrics` on the simulator's host, over a plain HTTP/1.0 exchange.
+async fn metrics_text(base_url: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = base_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    text
+}

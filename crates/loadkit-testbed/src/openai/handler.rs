@@ -40,6 +40,7 @@ pub(super) async fn handle(
         (&Method::POST, "/completions") => Kind::Completions,
         (&Method::GET, "/models") => return models(&shared),
         (&Method::GET, "/health" | "/") => return plain(StatusCode::OK, "ok"),
+        (&Method::GET, "/metrics") => return metrics(&shared),
         (_, "/chat/completions" | "/completions") => {
             return error_json(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
@@ -107,18 +108,28 @@ pub(super) async fn handle(
             &format!("the prompt exceeds the context size of {max} tokens"),
         );
     }
-    let Some(guard) = InFlight::enter(&shared) else {
+    let Some(mut guard) = InFlight::enter(&shared) else {
         counters.rejected.fetch_add(1, Ordering::Relaxed);
         return plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "Too many concurrent requests",
         );
     };
+    // With slots, a request that finds none free waits; its model time starts when it gets one.
+    let begin = if guard.take_slot().await {
+        Instant::now()
+    } else {
+        arrival
+    };
+    counters
+        .prompt_tokens
+        .fetch_add(u64::from(parsed.prompt_tokens), Ordering::Relaxed);
     if let Some(Fault::SlowHeaders(delay)) = fault {
         crate::precise::sleep_until(arrival + *delay).await;
     }
     let (tokens, finish_reason) = parsed.output(config.output_tokens);
     let ttft = config.ttft + config.prefill_per_token * parsed.prompt_tokens;
+    let arrival = begin;
     let stream = parsed.stream && !matches!(fault, Some(Fault::IgnoreStream));
     if !stream {
         let last = arrival + ttft + config.itl * tokens.saturating_sub(1);
@@ -370,6 +381,65 @@ fn models(shared: &Shared) -> Response<SimBody> {
             r#"{{"object":"list","data":[{{"id":{model},"object":"model","created":0,"owned_by":"loadkit"}}]}}"#
         ),
     )
+}
+
+/// `GET /metrics`: the server's own view in vLLM's Prometheus names, so `--server-metrics`
+/// has something to read from the built-in simulator. Running requests hold a slot, waiting
+/// ones queue for one; the KV-cache usage is running over slots (0 without slots).
+fn metrics(shared: &Shared) -> Response<SimBody> {
+    use std::fmt::Write as _;
+    let c = &shared.counters;
+    let in_flight = c.in_flight.load(Ordering::Acquire);
+    let waiting = c.waiting.load(Ordering::Acquire).min(in_flight);
+    let running = in_flight - waiting;
+    let cache = shared
+        .config
+        .slots
+        .map_or(0.0, |n| f64::from(running) / f64::from(n.max(1)));
+    let model = shared.config.model.replace(['\\', '"', '\n'], "_");
+    let mut text = String::with_capacity(1024);
+    let mut put = |name: &str, kind: &str, help: &str, value: f64| {
+        let _ = write!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{model_name=\"{model}\"}} {value:?}\n"
+        );
+    };
+    put(
+        "vllm:num_requests_running",
+        "gauge",
+        "Number of requests in model execution batches.",
+        f64::from(running),
+    );
+    put(
+        "vllm:num_requests_waiting",
+        "gauge",
+        "Number of requests waiting to be processed.",
+        f64::from(waiting),
+    );
+    put(
+        "vllm:gpu_cache_usage_perc",
+        "gauge",
+        "GPU KV-cache usage. 1 means 100 percent usage.",
+        cache,
+    );
+    put(
+        "vllm:prompt_tokens_total",
+        "counter",
+        "Number of prefill tokens processed.",
+        c.prompt_tokens.load(Ordering::Relaxed) as f64,
+    );
+    put(
+        "vllm:generation_tokens_total",
+        "counter",
+        "Number of generation tokens processed.",
+        c.tokens.load(Ordering::Relaxed) as f64,
+    );
+    let mut response = Response::new(SimBody::full(Bytes::from(text)));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 fn status_response(status: u16, body: &str, retry_after: Option<u32>) -> Response<SimBody> {

@@ -59,8 +59,13 @@ pub struct SimConfig {
     pub prefill_per_token: Duration,
     /// Reject prompts longer than this many tokens (words) with a 400, like a context limit.
     pub max_prompt_tokens: Option<u32>,
-    /// Reject requests past this many in flight with `503 Too many concurrent requests`.
+    /// Reject requests past this many in flight (waiting or running) with `503 Too many
+    /// concurrent requests`.
     pub max_concurrency: Option<u32>,
+    /// Serve at most this many requests at once, as vLLM's `--max-num-seqs` or llama-server's
+    /// `-np` slots: later ones wait in arrival order for a free slot, and their time to first
+    /// token counts from the arrival, so it includes the wait (`None`: no limit).
+    pub slots: Option<u32>,
     /// Faults to inject; the first rule that selects a request applies to it.
     pub faults: Vec<FaultRule>,
     /// When a streaming chat request offers `tools`, the model calls the first tool (four
@@ -84,6 +89,7 @@ impl Default for SimConfig {
             prefill_per_token: Duration::ZERO,
             max_prompt_tokens: None,
             max_concurrency: None,
+            slots: None,
             faults: Vec::new(),
             tool_rounds: 2,
             transport: Transport::default(),
@@ -341,6 +347,10 @@ pub(crate) struct Counters {
     tokens: AtomicU64,
     not_found: AtomicU64,
     in_flight: AtomicU32,
+    /// Requests waiting for a slot ([`SimConfig::slots`]).
+    waiting: AtomicU32,
+    /// Prompt tokens (words) of the requests admitted to a slot.
+    prompt_tokens: AtomicU64,
 }
 
 impl Counters {
@@ -366,6 +376,8 @@ pub(crate) struct Shared {
     counters: Counters,
     /// JSON-encoded token texts, cycled through.
     tokens: Vec<String>,
+    /// The slots of [`SimConfig::slots`]: a fair (FIFO) semaphore.
+    slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// A running simulated server. Dropping it stops it at once; [`shutdown`](Self::shutdown) stops
@@ -421,6 +433,9 @@ pub fn serve_on(listener: TcpListener, config: SimConfig) -> SimServer {
     let transport = config.transport;
     let shared = Arc::new(Shared {
         tokens: stream::token_texts(),
+        slots: config
+            .slots
+            .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1) as usize))),
         config,
         counters: Counters::default(),
     });

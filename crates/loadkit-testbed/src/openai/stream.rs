@@ -229,9 +229,9 @@ enum Phase {
     End,
 }
 
-/// Decrements the in-flight gauge when a response ends (or is dropped).
+/// Decrements the in-flight gauge when a response ends (or is dropped), and frees its slot.
 #[derive(Debug)]
-pub(super) struct InFlight(Arc<Shared>);
+pub(super) struct InFlight(Arc<Shared>, Option<tokio::sync::OwnedSemaphorePermit>);
 
 impl InFlight {
     /// Enters the gauge, or `None` when the concurrency limit is reached.
@@ -242,7 +242,34 @@ impl InFlight {
             gauge.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        Some(Self(shared.clone()))
+        Some(Self(shared.clone(), None))
+    }
+
+    /// Takes a slot ([`SimConfig::slots`](super::SimConfig::slots)), waiting in arrival order
+    /// for one to be free. `true`: it had to wait.
+    pub(super) async fn take_slot(&mut self) -> bool {
+        let Some(slots) = self.0.slots.clone() else {
+            return false;
+        };
+        if let Ok(permit) = slots.clone().try_acquire_owned() {
+            self.1 = Some(permit);
+            return false;
+        }
+        let waiting = &self.0.counters.waiting;
+        waiting.fetch_add(1, Ordering::AcqRel);
+        // The semaphore is never closed; a dropped request leaves the queue with its future.
+        let _leave = Leave(waiting);
+        self.1 = slots.acquire_owned().await.ok();
+        true
+    }
+}
+
+/// Leaves the waiting gauge when the wait ends, or when the request is dropped while waiting.
+struct Leave<'a>(&'a std::sync::atomic::AtomicU32);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
