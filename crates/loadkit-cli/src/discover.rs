@@ -53,10 +53,11 @@ pub(crate) async fn discover(args: DiscoverArgs) -> Result<u8, Fatal> {
     let mut best: Option<(f64, Report)> = None;
     let mut stopped: Option<&str> = None;
     println!(
-        "{:>4}  {:>9}  {:>9}  {:>7}  {:>9}  {:>9}  verdict",
+        "{:>4}  {:>9}  {:>9}  {:>9}  {:>7}  {:>9}  {:>9}  verdict",
         "step",
         unit.as_str(),
         "done/s",
+        "in flight",
         "ok %",
         "ttft p95",
         "e2e p95"
@@ -98,9 +99,11 @@ pub(crate) async fn discover(args: DiscoverArgs) -> Result<u8, Fatal> {
         let report = Report::from_json(&text).map_err(Fatal::usage)?;
         let step = judge(&report, level, closed, done.code);
         println!(
-            "{n:>4}  {:>9}  {:>9.2}  {:>7.1}  {:>9}  {:>9}  {}",
+            "{n:>4}  {:>9}  {:>9.2}  {:>9}  {:>7.1}  {:>9}  {:>9}  {}",
             trim(level),
             step.achieved_rps,
+            step.concurrency
+                .map_or_else(|| "-".to_owned(), |c| format!("{c:.1}")),
             report.success_ratio() * 100.0,
             ms(&report, "ttft"),
             ms(&report, "e2e"),
@@ -126,13 +129,19 @@ pub(crate) async fn discover(args: DiscoverArgs) -> Result<u8, Fatal> {
         .iter()
         .map(|s| {
             json!({"load": s.load, "achieved_rps": s.achieved_rps, "latency_ms": s.latency_ms,
-                   "ok": s.ok, "cause": s.cause})
+                   "concurrency": s.concurrency, "ok": s.ok, "cause": s.cause})
         })
         .collect();
+    let concurrency_at = |load: Option<f64>| {
+        load.and_then(|l| d.steps.iter().find(|s| s.load == l))
+            .and_then(|s| s.concurrency)
+    };
     let section = json!({
         "unit": d.unit.as_str(),
         "max_load_meeting_targets": d.max_load_meeting_targets,
         "knee": d.knee,
+        "concurrency_at_max": concurrency_at(d.max_load_meeting_targets),
+        "concurrency_at_knee": concurrency_at(d.knee),
         "first_bad_load": d.first_bad_load,
         "cause": d.cause,
         "steps": steps,
@@ -143,8 +152,10 @@ pub(crate) async fn discover(args: DiscoverArgs) -> Result<u8, Fatal> {
     println!();
     match d.max_load_meeting_targets {
         Some(l) => println!(
-            "Capacity    {} {u}: the largest load that met every target",
-            trim(l)
+            "Capacity    {} {u}: the largest load that met every target{}",
+            trim(l),
+            concurrency_at(Some(l))
+                .map_or_else(String::new, |c| format!(" ({c:.1} in flight on average)"))
         ),
         None => println!(
             "Capacity    none: even the first level ({} {u}) broke",
@@ -241,6 +252,8 @@ fn judge(report: &Report, level: f64, closed: bool, code: u8) -> Step {
             ..TimelineEntry::default()
         })
         .collect();
+    let concurrency = (!measured.is_empty())
+        .then(|| measured.iter().map(|r| r.in_flight as f64).sum::<f64>() / measured.len() as f64);
     let cause = if !failed_targets.is_empty() {
         Some(failed_targets.join("; "))
     } else if code != exit::OK && report.run.stop_reason != "signal" {
@@ -254,6 +267,7 @@ fn judge(report: &Report, level: f64, closed: bool, code: u8) -> Step {
         latency_ms,
         ok: cause.is_none(),
         cause,
+        concurrency,
     }
 }
 

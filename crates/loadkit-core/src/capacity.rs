@@ -42,6 +42,9 @@ pub struct Step {
     pub ok: bool,
     /// Why not, when not.
     pub cause: Option<String>,
+    /// The mean number of requests in flight over the measured seconds (the concurrency the
+    /// load reached; at the knee of a server with fixed slots, about the slot count).
+    pub concurrency: Option<f64>,
 }
 
 /// How the search goes.
@@ -299,6 +302,7 @@ mod tests {
             load,
             achieved_rps: achieved,
             latency_ms: Some(latency),
+            concurrency: None,
             ok,
             cause: (!ok).then(|| format!("ttft.p95 {latency:.0} ms")),
         }
@@ -361,6 +365,7 @@ mod tests {
                 load: i as f64,
                 achieved_rps: i as f64,
                 latency_ms: Some(100.0),
+                concurrency: None,
                 ok: true,
                 cause: None,
             })
@@ -390,6 +395,7 @@ mod tests {
                 load: users,
                 achieved_rps: users,
                 latency_ms: Some(100.0),
+                concurrency: None,
                 ok: users <= 37.0,
                 cause: None,
             });
@@ -417,6 +423,7 @@ mod tests {
                 load: l,
                 achieved_rps: l,
                 latency_ms: None,
+                concurrency: None,
                 ok: true,
                 cause: None,
             });
