@@ -48,10 +48,11 @@ pub(crate) enum Command {
     /// Run a built-in simulated server (OpenAI, Ollama, SSE app, JSON) until Ctrl+C.
     #[command(after_help = SERVE_EXAMPLES)]
     ServeSim(ServeArgs),
-    /// Limit tests: grow the prompt (context), the output (output) or both (combined) step by
-    /// step, one request after another, and see where latency climbs and what breaks first.
-    #[command(after_help = SWEEP_EXAMPLES)]
-    Sweep(Box<SweepArgs>),
+    /// Step after step: grow the load (rate) and see latency and throughput against it, or grow
+    /// the prompt (context), the output (output) or both (combined) one request after another,
+    /// and see where latency climbs and what breaks first.
+    #[command(subcommand, after_help = SWEEP_GROUP_EXAMPLES)]
+    Sweep(SweepCommand),
     /// Find a limit by binary search: `probe max-context` brackets the largest prompt (in
     /// words) the server accepts.
     #[command(after_help = PROBE_EXAMPLES)]
@@ -110,6 +111,20 @@ const SERVE_EXAMPLES: &str = "Examples:
 const SWEEP_EXAMPLES: &str = "Examples:
   loadkit sweep context --url http://localhost:8000/v1 --model m
   loadkit sweep output --output-min 512 --output-max 8192 --ignore-eos";
+
+const SWEEP_GROUP_EXAMPLES: &str = "Examples:
+  loadkit sweep rate --rates 1,2,4,8 --step-duration 10s
+  loadkit sweep context --url http://localhost:8000/v1 --model m
+  loadkit sweep output --output-min 512 --output-max 8192 --ignore-eos";
+
+const SWEEP_RATE_EXAMPLES: &str = "Examples:
+  loadkit sweep rate --rates 1,2,4,8 --step-duration 10s                  # the built-in simulator
+  loadkit sweep rate --url http://localhost:8000/v1 --model m --users-steps 1,8,32,128
+  loadkit sweep rate --url http://localhost:8000/v1 --model m --steps 5 --goodput 'ttft<1s'
+
+With neither --rates nor --users-steps, the profile is automatic (as GuideLLM's sweep): a
+synchronous step (one user, one request at a time) and a throughput step (--throughput-users
+at once) bound the range, then --steps constant rates evenly between their achieved rates.";
 
 const DISCOVER_EXAMPLES: &str = "Examples:
   loadkit discover --slo 'ttft.p95<500ms' --max-load 200                       # the built-in simulator
@@ -277,8 +292,63 @@ fn formats(text: &str) -> Result<Formats, String> {
         .map_err(|e| e.to_string())
 }
 
-/// What a sweep grows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// `loadkit sweep KIND`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SweepCommand {
+    /// Full runs at one load after another (rates, users, or an automatic profile), each with
+    /// its own warm-up and duration: offered vs achieved rate, latency and throughput per step.
+    #[command(after_help = SWEEP_RATE_EXAMPLES)]
+    Rate(Box<RateSweepArgs>),
+    /// Prompt words: --context-min, doubling, up to --context-max (or --steps).
+    #[command(after_help = SWEEP_EXAMPLES)]
+    Context(Box<SweepArgs>),
+    /// max_tokens: --output-min, doubling, up to --output-max; flags early stops.
+    #[command(after_help = SWEEP_EXAMPLES)]
+    Output(Box<SweepArgs>),
+    /// Prompt words and max_tokens together, to find the true total window.
+    #[command(after_help = SWEEP_EXAMPLES)]
+    Combined(Box<SweepArgs>),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RateSweepArgs {
+    /// The target, the workload, the SLOs and the stop rules (`--duration` and `--requests` do
+    /// not apply: each step lasts --step-duration).
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+
+    /// Open-loop steps at these arrival rates (requests per second), in this order.
+    #[arg(long, value_name = "RPS,...", value_delimiter = ',', value_parser = positive_f64, conflicts_with = "users_steps", help_heading = "Sweep")]
+    pub(crate) rates: Vec<f64>,
+
+    /// Closed-loop steps with these numbers of users, in this order.
+    #[arg(long, value_name = "N,...", value_delimiter = ',', value_parser = positive_u32, help_heading = "Sweep")]
+    pub(crate) users_steps: Vec<u32>,
+
+    /// Automatic profile: the number of constant-rate steps between the synchronous and the
+    /// throughput step.
+    #[arg(long, value_name = "N", default_value = "5", value_parser = positive_u32, help_heading = "Sweep")]
+    pub(crate) steps: u32,
+
+    /// Automatic profile: the users of the throughput step (all sending at once).
+    #[arg(long, value_name = "N", default_value = "64", value_parser = positive_u32, help_heading = "Sweep")]
+    pub(crate) throughput_users: u32,
+
+    /// Measured length of each step.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "20s", help_heading = "Sweep")]
+    pub(crate) step_duration: Duration,
+
+    /// Unmeasured start of each step (the server's queue from the last step drains).
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "5s", help_heading = "Sweep")]
+    pub(crate) step_warmup: Duration,
+
+    /// Run every step, even after one failed its SLOs or a stop rule [default: stop there].
+    #[arg(long, help_heading = "Sweep")]
+    pub(crate) keep_going: bool,
+}
+
+/// What a size sweep grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SweepKind {
     /// Prompt words: --context-min, doubling, up to --context-max (or --steps).
     Context,
@@ -307,10 +377,6 @@ pub(crate) enum ProbeKind {
 
 #[derive(Debug, Args)]
 pub(crate) struct SweepArgs {
-    /// What grows from step to step.
-    #[arg(value_enum)]
-    pub(crate) kind: SweepKind,
-
     /// The target, the workload and the report.
     #[command(flatten)]
     pub(crate) target: TargetArgs,
@@ -888,7 +954,13 @@ pub(crate) fn command() -> clap::Command {
     use clap::CommandFactory as _;
     Cli::command()
         .mut_subcommand("run", crate::registry::augment)
-        .mut_subcommand("sweep", crate::registry::augment)
+        .mut_subcommand("sweep", |sweep| {
+            ["rate", "context", "output", "combined"]
+                .into_iter()
+                .fold(sweep, |sweep, kind| {
+                    sweep.mut_subcommand(kind, crate::registry::augment)
+                })
+        })
         .mut_subcommand("probe", crate::registry::augment)
         .mut_subcommand("discover", crate::registry::augment)
 }
@@ -901,12 +973,20 @@ pub(crate) fn parse(argv: Vec<String>) -> Result<Cli, clap::Error> {
     let verbose = cli.verbose > 0;
     let target = match &mut cli.command {
         Command::Run(args) => Some(&mut args.target),
-        Command::Sweep(args) => Some(&mut args.target),
+        Command::Sweep(SweepCommand::Rate(args)) => Some(&mut args.run.target),
+        Command::Sweep(
+            SweepCommand::Context(args) | SweepCommand::Output(args) | SweepCommand::Combined(args),
+        ) => Some(&mut args.target),
         Command::Probe(args) => Some(&mut args.target),
         Command::Discover(args) => Some(&mut args.run.target),
         _ => None,
     };
-    if let (Some(target), Some((_, sub))) = (target, matches.subcommand()) {
+    // The innermost subcommand's matches (`sweep rate` is two deep).
+    let mut sub = matches.subcommand().map(|(_, m)| m);
+    while let Some((_, inner)) = sub.and_then(|m| m.subcommand()) {
+        sub = Some(inner);
+    }
+    if let (Some(target), Some(sub)) = (target, sub) {
         target.protocol_options = crate::registry::given(sub);
         target.verbose = verbose;
         target.target_given = ["protocol", "url"].iter().any(|id| {
@@ -940,6 +1020,13 @@ fn positive_u64(text: &str) -> Result<u64, String> {
     match text.trim().parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(format!("must be a whole number >= 1, got '{text}'")),
+    }
+}
+
+fn positive_f64(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("must be a number above 0, got '{text}'")),
     }
 }
 

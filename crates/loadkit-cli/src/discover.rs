@@ -3,14 +3,14 @@
 //! between the last good and the first bad level, and reports the largest load that met every
 //! target, the knee, and what broke. The search itself is `loadkit_core::capacity`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use loadkit_core::capacity::{saturation, LoadUnit, Search, SearchConfig, Step};
-use loadkit_core::TimelineEntry;
 use loadkit_report::Report;
 use serde_json::json;
 
 use crate::args::DiscoverArgs;
+use crate::steps::{cell, concurrency, measured, quantile, run_step, trim, StepRun};
 use crate::{exit, run, Fatal};
 
 pub(crate) async fn discover(args: DiscoverArgs) -> Result<u8, Fatal> {
@@ -81,23 +81,10 @@ pub(crate) async fn discover(args: DiscoverArgs) -> Result<u8, Fatal> {
         }
         step_args.duration = Some(args.step_duration);
         step_args.warmup = args.step_warmup;
-        step_args.checkpoint_every = Duration::ZERO;
-        step_args.target.out = Some(dir.clone());
-        step_args.target.force = true;
-        step_args.target.quiet = true;
-        let Some(ready) = run::prepare(step_args).await? else {
+        let Some(StepRun { report, code }) = run_step(step_args, dir).await? else {
             return Ok(exit::OK);
         };
-        let done = ready.execute().await?;
-        if let Err(e) = &done.written {
-            return Err(Fatal::usage(format!(
-                "could not write the step's report: {e}"
-            )));
-        }
-        let text = std::fs::read_to_string(dir.join("report.json"))
-            .map_err(|e| Fatal::usage(format!("cannot read the step's report: {e}")))?;
-        let report = Report::from_json(&text).map_err(Fatal::usage)?;
-        let step = judge(&report, level, closed, done.code);
+        let step = judge(&report, level, closed, code);
         println!(
             "{n:>4}  {:>9}  {:>9.2}  {:>9}  {:>7.1}  {:>9}  {:>9}  {}",
             trim(level),
@@ -236,24 +223,8 @@ fn judge(report: &Report, level: f64, closed: bool, code: u8) -> Step {
         .flat_map(|s| s.targets.iter().filter(|t| !t.passed))
         .map(|t| format!("{}: {}", t.expr, t.detail))
         .collect();
-    let warmup = report.run.warmup_s;
-    let measured: Vec<TimelineEntry> = report
-        .timeline
-        .iter()
-        .filter(|r| r.t_s as f64 >= warmup.ceil())
-        .take(report.run.duration_s.floor() as usize)
-        .map(|r| TimelineEntry {
-            t_s: r.t_s,
-            started: r.started,
-            completed: r.completed,
-            failed: r.failed,
-            in_flight: r.in_flight,
-            ttft_p50: r.ttft_p50.map(|ms| Duration::from_secs_f64(ms / 1e3)),
-            ..TimelineEntry::default()
-        })
-        .collect();
-    let concurrency = (!measured.is_empty())
-        .then(|| measured.iter().map(|r| r.in_flight as f64).sum::<f64>() / measured.len() as f64);
+    let measured = measured(report);
+    let concurrency = concurrency(&measured);
     let cause = if !failed_targets.is_empty() {
         Some(failed_targets.join("; "))
     } else if code != exit::OK && report.run.stop_reason != "signal" {
@@ -272,15 +243,5 @@ fn judge(report: &Report, level: f64, closed: bool, code: u8) -> Step {
 }
 
 fn ms(report: &Report, name: &str) -> String {
-    report
-        .metrics
-        .get(name)
-        .and_then(|m| m.p95)
-        .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
-}
-
-/// A level without trailing zeros.
-fn trim(v: f64) -> String {
-    let text = format!("{v:.3}");
-    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    cell(quantile(report, name, "p95"), 1)
 }

@@ -11,18 +11,20 @@ mod pattern;
 mod plan;
 mod process;
 mod prometheus;
+mod rate;
 mod registry;
 mod run;
 mod secret;
 mod serve;
 mod service;
 mod stderr;
+mod steps;
 mod sweep;
 mod verbose;
 
 use std::process::ExitCode;
 
-use crate::args::Command;
+use crate::args::{Command, SweepCommand, SweepKind};
 
 /// Exit codes, as docs and `--help` state them.
 pub(crate) mod exit {
@@ -94,7 +96,16 @@ fn main() -> ExitCode {
             Command::Plan(args) => plan::plan(&args),
             Command::Scenarios(args) => plan::scenarios(&args),
             Command::ServeSim(args) => serve::serve(args).await,
-            Command::Sweep(args) => sweep::sweep(*args).await,
+            Command::Sweep(SweepCommand::Rate(args)) => rate::sweep_rate(*args).await,
+            Command::Sweep(SweepCommand::Context(args)) => {
+                sweep::sweep(SweepKind::Context, *args).await
+            }
+            Command::Sweep(SweepCommand::Output(args)) => {
+                sweep::sweep(SweepKind::Output, *args).await
+            }
+            Command::Sweep(SweepCommand::Combined(args)) => {
+                sweep::sweep(SweepKind::Combined, *args).await
+            }
             Command::Probe(args) => sweep::probe(*args).await,
             Command::Discover(args) => discover::discover(*args).await,
             Command::Compare(args) => compare::compare(&args),

@@ -202,8 +202,8 @@ fn step_of(result: &RunResult, words: Option<u64>, max_tokens: u64, per_step: u6
     }
 }
 
-pub(crate) async fn sweep(args: SweepArgs) -> Result<u8, Fatal> {
-    let sizes: Vec<(Option<u64>, u64)> = match args.kind {
+pub(crate) async fn sweep(kind: SweepKind, args: SweepArgs) -> Result<u8, Fatal> {
+    let sizes: Vec<(Option<u64>, u64)> = match kind {
         SweepKind::Context => {
             let words = if args.steps.is_empty() {
                 sweep::doubling(args.context_min, args.context_max)
@@ -234,7 +234,7 @@ pub(crate) async fn sweep(args: SweepArgs) -> Result<u8, Fatal> {
             "no steps: the minimum is larger than the maximum (see --context-min/--context-max, --output-min/--output-max)",
         ));
     }
-    if !args.steps.is_empty() && args.kind != SweepKind::Context {
+    if !args.steps.is_empty() && kind != SweepKind::Context {
         return Err(Fatal::usage("--steps applies to `sweep context`"));
     }
     let mut limits = Limits::start(&args.target, args.per_step).await?;
@@ -243,7 +243,7 @@ pub(crate) async fn sweep(args: SweepArgs) -> Result<u8, Fatal> {
     for (words, max_tokens) in sizes {
         let mut step = limits.step(words, max_tokens).await?;
         // A context sweep keeps max_tokens fixed: stopping short of it says nothing there.
-        step.early_stop &= args.kind != SweepKind::Context;
+        step.early_stop &= kind != SweepKind::Context;
         println!(
             "{}",
             crate::secret::redact(&loadkit_report::sweep_row(&step))
@@ -256,7 +256,7 @@ pub(crate) async fn sweep(args: SweepArgs) -> Result<u8, Fatal> {
     }
     let mut extra = Map::new();
     extra.insert("keep_going".to_owned(), json!(args.keep_going));
-    limits.finish(args.kind.name(), &steps, None, extra).await
+    limits.finish(kind.name(), &steps, None, extra).await
 }
 
 pub(crate) async fn probe(args: ProbeArgs) -> Result<u8, Fatal> {

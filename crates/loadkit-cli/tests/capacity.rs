@@ -112,3 +112,133 @@ fn discover_brackets_the_capacity_of_fixed_slots_in_fewer_steps_than_a_linear_sw
     );
     assert!(stdout.contains("in flight on average"), "{stdout}");
 }
+
+/// Listed rates against the same four slots: TTFT rises once the rate passes 40 req/s, the
+/// achieved rate stops following the offered one, and every step keeps its own histograms.
+#[test]
+fn sweep_rate_shows_latency_rising_and_throughput_flattening_past_the_slots() {
+    let sim = Sim::start(&[
+        "--slots", "4", "--ttft", "20ms", "--itl", "10ms", "--tokens", "9",
+    ]);
+    let out = tmp("sweep-rate");
+    let o = loadkit(&[
+        "sweep",
+        "rate",
+        "--url",
+        &sim.url,
+        "--rates",
+        "10,30,60",
+        "--step-duration",
+        "2s",
+        "--step-warmup",
+        "0s",
+        "--format",
+        "html",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let r = report(&out);
+    let sweep = &r["sweep"];
+    assert_eq!(
+        (sweep["kind"].as_str(), sweep["unit"].as_str()),
+        (Some("rate"), Some("rps"))
+    );
+    let steps = sweep["steps"].as_array().unwrap();
+    let col = |path: &[&str]| -> Vec<f64> {
+        steps
+            .iter()
+            .map(|s| path.iter().fold(s, |v, k| &v[*k]).as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(col(&["offered_rps"]), [10.0, 30.0, 60.0]);
+    let ttft = col(&["ttft_ms", "p95"]);
+    assert!(ttft[0] < 40.0 && ttft[1] < 40.0, "{stdout}");
+    assert!(ttft[2] > 200.0, "queued past 40 req/s: {stdout}");
+    let achieved = col(&["achieved_rps"]);
+    assert!(achieved[1] > 20.0 && achieved[2] < 45.0, "{stdout}");
+    assert_eq!(col(&["success_ratio"]), [1.0, 1.0, 1.0]);
+    for s in steps {
+        assert_eq!(s["mode"], "rate");
+        assert!(!s["metrics"]["ttft"]["hdr"].as_str().unwrap().is_empty());
+    }
+    // The top level is the last step's; each step's report is beside it.
+    assert_eq!(
+        r["run"]["pattern"]["rps"].as_f64(),
+        Some(60.0),
+        "{}",
+        r["run"]
+    );
+    assert!(out.join("steps/03-60rps/report.json").exists());
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("chart-sweep-latency") && html.contains("chart-sweep-throughput"));
+    assert!(!html.contains(steps[0]["metrics"]["ttft"]["hdr"].as_str().unwrap()));
+}
+
+/// The automatic profile: a synchronous and a throughput step, then `--steps` rates evenly
+/// between their achieved rates.
+#[test]
+fn sweep_rate_without_a_list_runs_the_synchronous_throughput_profile() {
+    let out = tmp("sweep-auto");
+    let o = loadkit(&[
+        "sweep",
+        "rate",
+        "--steps",
+        "2",
+        "--throughput-users",
+        "8",
+        "--step-duration",
+        "1s",
+        "--step-warmup",
+        "0s",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let sweep = &report(&out)["sweep"];
+    assert_eq!(sweep["profile"], "auto");
+    let steps = sweep["steps"].as_array().unwrap();
+    let modes: Vec<&str> = steps.iter().map(|s| s["mode"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["synchronous", "throughput", "rate", "rate"]);
+    let sync = steps[0]["achieved_rps"].as_f64().unwrap();
+    let all = steps[1]["achieved_rps"].as_f64().unwrap();
+    // One at a time against 50 ms + 31 × 10 ms: under 3 per second; eight at once: about 8×.
+    assert!((1.5..=3.0).contains(&sync), "{sweep}");
+    assert!(all > 4.0 * sync, "{sweep}");
+    let rates: Vec<f64> = steps[2..]
+        .iter()
+        .map(|s| s["offered_rps"].as_f64().unwrap())
+        .collect();
+    let third = (all - sync) / 3.0;
+    assert!(
+        (rates[0] - (sync + third)).abs() < 0.01,
+        "{rates:?} {sweep}"
+    );
+    assert!((rates[1] - (sync + 2.0 * third)).abs() < 0.01, "{rates:?}");
+    assert_eq!(steps[1]["concurrency"].as_f64().map(f64::round), Some(8.0));
+}
+
+#[test]
+fn sweep_rate_mistakes_are_one_line_and_exit_2() {
+    for (args, needle) in [
+        (
+            &["--rates", "1,2", "--users-steps", "1"][..],
+            "cannot be used with",
+        ),
+        (&["--rates", "0"][..], "must be a number above 0"),
+        (&["--rates", "1", "--rps", "3"][..], "not --rps or --users"),
+        (
+            &["--rates", "1", "--duration", "3s"][..],
+            "--duration and --requests do not apply",
+        ),
+        (
+            &["--rates", "1", "--pattern", "ramp"][..],
+            "--pattern must be constant or poisson",
+        ),
+    ] {
+        let o = loadkit(&[&["sweep", "rate"][..], args].concat());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+}

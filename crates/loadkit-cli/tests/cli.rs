@@ -2024,12 +2024,15 @@ fn every_subcommand_help_ends_with_real_examples() {
         "scenarios",
         "serve-sim",
         "sweep",
+        "sweep rate",
+        "sweep context",
         "probe",
+        "discover",
         "compare",
         "completions",
         "report",
     ] {
-        let o = loadkit(&[sub, "--help"]);
+        let o = loadkit(&[sub.split(' ').collect::<Vec<_>>(), vec!["--help"]].concat());
         assert_eq!(o.status.code(), Some(0));
         let help = String::from_utf8_lossy(&o.stdout);
         let examples = help

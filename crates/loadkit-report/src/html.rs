@@ -715,6 +715,10 @@ fn sections(out: &mut String, report: &Report) {
             escape(&slug(name)),
             escape(name)
         );
+        if name == "sweep" && value.get("kind").and_then(Value::as_str) == Some("rate") {
+            rate_sweep(out, value);
+            continue;
+        }
         if name == "sweep" {
             sweep_chart(out, value);
         }
@@ -761,6 +765,106 @@ fn sweep_chart(out: &mut String, sweep: &Value) {
              prompt's size: where the line bends is where prefill starts to dominate.",
         );
     }
+}
+
+/// A rate sweep (`sweep rate`): latency and throughput against the offered load (the
+/// synchronous and throughput steps of the automatic profile at their achieved rate; users
+/// against their count), then the steps as a table without their histograms.
+fn rate_sweep(out: &mut String, sweep: &Value) {
+    let Some(steps) = sweep.get("steps").and_then(Value::as_array) else {
+        return;
+    };
+    let users = sweep.get("unit").and_then(Value::as_str) == Some("users");
+    let x = |s: &Value| -> Option<f64> {
+        if users {
+            return s.get("load")?.as_f64();
+        }
+        s.get("offered_rps")
+            .and_then(Value::as_f64)
+            .or_else(|| s.get("achieved_rps")?.as_f64())
+    };
+    let mut ordered: Vec<&Value> = steps.iter().filter(|s| x(s).is_some()).collect();
+    ordered.sort_by(|a, b| x(a).unwrap_or(0.0).total_cmp(&x(b).unwrap_or(0.0)));
+    let points = |path: &[&str]| -> Vec<(f64, Option<f64>)> {
+        ordered
+            .iter()
+            .filter_map(|s| {
+                let y = path
+                    .iter()
+                    .try_fold(*s, |v, k| v.get(k))
+                    .and_then(Value::as_f64);
+                Some((x(s)?, y))
+            })
+            .collect()
+    };
+    let x_desc = if users { "users" } else { "offered req/s" };
+    let latency = [
+        Series {
+            label: "TTFT p50",
+            points: points(&["ttft_ms", "p50"]),
+        },
+        Series {
+            label: "TTFT p95",
+            points: points(&["ttft_ms", "p95"]),
+        },
+        Series {
+            label: "E2E p95",
+            points: points(&["e2e_ms", "p95"]),
+        },
+    ];
+    if latency
+        .iter()
+        .any(|s| s.points.iter().any(|(_, y)| y.is_some()))
+    {
+        if let Ok(svg) = line_chart(&latency, XAxis::Linear(x_desc), "ms") {
+            figure(
+                out,
+                "chart-sweep-latency",
+                &svg,
+                "Latency against the offered load, one point per step: flat while the server                  keeps up, rising where requests start to queue.",
+            );
+        }
+    }
+    let mut rate = vec![Series {
+        label: "achieved req/s",
+        points: points(&["achieved_rps"]),
+    }];
+    if !users {
+        rate.push(Series {
+            label: "offered req/s",
+            points: ordered.iter().filter_map(|s| Some((x(s)?, x(s)))).collect(),
+        });
+    }
+    if let Ok(svg) = line_chart(&rate, XAxis::Linear(x_desc), "req/s") {
+        figure(
+            out,
+            "chart-sweep-throughput",
+            &svg,
+            "Requests completed per second against the offered load: where achieved falls              below offered, the server is saturated.",
+        );
+    }
+    let tokens = [Series {
+        label: "output tok/s",
+        points: points(&["output_tokens_per_s"]),
+    }];
+    if let Ok(svg) = line_chart(&tokens, XAxis::Linear(x_desc), "tokens/s") {
+        figure(
+            out,
+            "chart-sweep-tokens",
+            &svg,
+            "Output tokens per second against the offered load.",
+        );
+    }
+    let mut compact = sweep.clone();
+    if let Some(rows) = compact.get_mut("steps").and_then(Value::as_array_mut) {
+        for row in rows {
+            if let Some(fields) = row.as_object_mut() {
+                fields.remove("metrics");
+            }
+        }
+    }
+    out.push_str(&json_html(&compact));
+    out.push('\n');
 }
 
 /// `name` with everything but ASCII letters, digits, `-` and `_` replaced by `-`.
