@@ -495,6 +495,12 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) dry_run: bool,
 
+    /// Run the same test N times, one after another (each its own report in --out/runs/NN),
+    /// and report the spread: median and coefficient of variation of every key figure. The
+    /// top-level report is the median run's; `compare` pools all N.
+    #[arg(long, value_name = "N", default_value = "1", value_parser = positive_u32)]
+    pub(crate) repeat: u32,
+
     /// Open loop: at most this many requests in flight at once.
     #[arg(long, value_name = "N", default_value = "256", value_parser = positive_u32, allow_negative_numbers = true, help_heading = "Load pattern")]
     pub(crate) max_in_flight: u32,

@@ -83,16 +83,45 @@ fn sides(args: &CompareArgs) -> Result<(Side, Vec<Side>), Fatal> {
 }
 
 fn side(paths: &[PathBuf]) -> Result<Side, Fatal> {
-    let reports = paths
-        .iter()
-        .map(|p| read(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut reports = Vec::new();
+    for path in paths {
+        reports.extend(expand(path, read(path)?)?);
+    }
     let label = match paths {
         [one] => one.display().to_string(),
         [first, rest @ ..] => format!("{} + {} more", first.display(), rest.len()),
         [] => String::new(),
     };
     Ok(Side { label, reports })
+}
+
+/// A report of `run --repeat N` stands for its N runs: their reports, found beside it
+/// (`repeat.runs`, relative to its directory). Any other report stands for itself.
+fn expand(path: &Path, report: Report) -> Result<Vec<Report>, Fatal> {
+    let Some(runs) = report
+        .sections
+        .get("repeat")
+        .and_then(|r| r.get("runs"))
+        .and_then(serde_json::Value::as_array)
+    else {
+        return Ok(vec![report]);
+    };
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    runs.iter()
+        .map(|run| {
+            let relative = run.as_str().ok_or_else(|| {
+                Fatal::usage(format!("{}: repeat.runs holds a non-path", path.display()))
+            })?;
+            let file = dir.join(relative);
+            read(&file).map_err(|e| {
+                Fatal::usage(format!(
+                    "{} is a report of repeated runs, and one of them is unreadable: {}",
+                    path.display(),
+                    e.error
+                ))
+            })
+        })
+        .collect()
 }
 
 fn read(path: &Path) -> Result<Report, Fatal> {

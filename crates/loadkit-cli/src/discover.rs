@@ -20,6 +20,11 @@ pub(crate) async fn discover(args: DiscoverArgs) -> Result<u8, Fatal> {
     } else {
         LoadUnit::Rps
     };
+    if args.run.repeat > 1 {
+        return Err(Fatal::usage(
+            "--repeat applies to `loadkit run`; discover runs steps of its own",
+        ));
+    }
     if args.run.requests.is_some() || args.run.duration.is_some() {
         return Err(Fatal::usage(
             "discover runs steps of --step-duration: --duration and --requests do not apply",

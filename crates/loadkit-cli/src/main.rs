@@ -13,6 +13,7 @@ mod process;
 mod prometheus;
 mod rate;
 mod registry;
+mod repeat;
 mod run;
 mod secret;
 mod serve;

@@ -79,6 +79,11 @@ fn between(sync_rps: f64, throughput_rps: f64, n: u32) -> Vec<f64> {
 }
 
 pub(crate) async fn sweep_rate(args: RateSweepArgs) -> Result<u8, Fatal> {
+    if args.run.repeat > 1 {
+        return Err(Fatal::usage(
+            "--repeat applies to `loadkit run`; sweep rate runs steps of its own",
+        ));
+    }
     if args.run.requests.is_some() || args.run.duration.is_some() {
         return Err(Fatal::usage(
             "sweep rate runs steps of --step-duration: --duration and --requests do not apply",

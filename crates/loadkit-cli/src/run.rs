@@ -21,6 +21,9 @@ use crate::{exit, process, registry, Fatal};
 /// Duration of a run given neither --duration nor --requests.
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 pub(crate) async fn run(args: RunArgs) -> Result<u8, Fatal> {
+    if args.repeat > 1 {
+        return crate::repeat::repeat(args).await;
+    }
     if let Some(service) = args.service {
         return crate::service::run(args, service).await;
     }

@@ -242,3 +242,77 @@ fn sweep_rate_mistakes_are_one_line_and_exit_2() {
         assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
     }
 }
+
+/// `--repeat 3`: three runs, each with its own report, the spread of every figure, the median
+/// run's report on top, and `compare` pooling all three from that one file.
+#[test]
+fn repeat_reports_the_spread_and_compare_pools_the_runs() {
+    let out = tmp("repeat");
+    let dir = out.to_str().unwrap();
+    let o = loadkit(&[
+        "run",
+        "--repeat",
+        "3",
+        "--requests",
+        "20",
+        "--rps",
+        "40",
+        "--out",
+        dir,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    let rep = &r["repeat"];
+    assert_eq!(rep["n"], 3);
+    let ttft = &rep["spread"]["ttft.p50"];
+    let values: Vec<f64> = ttft["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(values.len(), 3);
+    let mut sorted = values.clone();
+    sorted.sort_by(f64::total_cmp);
+    assert_eq!(ttft["median"].as_f64(), Some(sorted[1]));
+    // The simulator's 50 ms, three times over: medians 49.5–60 ms, run to run within 10 %.
+    assert!((49.5..=60.0).contains(&sorted[1]), "{ttft}");
+    assert!(ttft["cv"].as_f64().unwrap() < 0.1, "{ttft}");
+    // The top level is the median run's own report.
+    let median = rep["median_run"].as_u64().unwrap();
+    let own = report(&out.join(format!("runs/{median:02}")));
+    assert_eq!(r["metrics"]["ttft"]["hdr"], own["metrics"]["ttft"]["hdr"]);
+    assert_eq!(r["metrics"]["ttft"]["p50"].as_f64(), Some(sorted[1]));
+    for i in 1..=3 {
+        assert_eq!(
+            report(&out.join(format!("runs/{i:02}")))["totals"]["requests"],
+            20
+        );
+    }
+    let o = loadkit(&[
+        "compare",
+        &format!("{dir}/report.json"),
+        &format!("{dir}/runs/01/report.json"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("3 runs pooled"), "{text}");
+    // A target no run meets: exit 1, after all three.
+    let out = tmp("repeat-slo");
+    let o = loadkit(&[
+        "run",
+        "--repeat",
+        "2",
+        "--requests",
+        "5",
+        "--slo",
+        "ttft.p50<1ms",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(report(&out)["repeat"]["n"], 2);
+    let o = loadkit(&["discover", "--repeat", "2"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--repeat applies to `loadkit run`"));
+}
