@@ -141,6 +141,9 @@ pub struct Comparison {
 /// Compares `new` sides against `base`.
 pub fn compare(base: &Side, new: &[Side], options: CompareOptions) -> Comparison {
     let mut rows = Vec::new();
+    if let Some(row) = capacity_row(base, new) {
+        rows.push(row);
+    }
     let rate =
         |name: &str, unit, pick: fn(&crate::TimelineRow) -> u64, total: fn(&Report) -> f64| {
             let est = |side: &Side| rate_estimate(side, pick, total);
@@ -199,6 +202,65 @@ pub fn compare(base: &Side, new: &[Side], options: CompareOptions) -> Comparison
         rows,
         notes: notes(base, new),
     }
+}
+
+/// `capacity`, when the baseline and a new side are `loadkit discover` reports of the same
+/// unit: the largest load that met every target, its interval the search's bracket (from it up
+/// to the first bad level, unbounded when none broke). Better or worse only when the brackets
+/// are apart: the new capacity's good level above the baseline's first bad one, or its bad
+/// level at or below the baseline's good one.
+fn capacity_row(base: &Side, new: &[Side]) -> Option<Row> {
+    let discovery = |side: &Side| -> Option<(Estimate, String)> {
+        let d = side.reports.first()?.sections.get("discovery")?;
+        let good = d.get("max_load_meeting_targets")?.as_f64()?;
+        let bad = d
+            .get("first_bad_load")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(f64::INFINITY);
+        let unit = d.get("unit")?.as_str()?.to_owned();
+        Some((
+            Estimate {
+                value: good,
+                lo: good,
+                // Just below the first bad level: a bracket touching another's good level is
+                // apart from it.
+                hi: bad - bad.abs() * 1e-9,
+                spread: None,
+            },
+            unit,
+        ))
+    };
+    let (b, unit) = discovery(base)?;
+    let cells = new
+        .iter()
+        .map(|side| {
+            let n = discovery(side).filter(|(_, u)| *u == unit).map(|(e, _)| e);
+            let delta = n.map(|n| n.value - b.value);
+            let relative = delta.and_then(|d| (b.value != 0.0).then(|| d / b.value));
+            let verdict = match n {
+                None => Verdict::Missing,
+                Some(n) if n.lo > b.hi => Verdict::Better,
+                Some(n) if n.hi < b.lo => Verdict::Worse,
+                Some(_) => Verdict::NoChange,
+            };
+            Cell {
+                new: n,
+                delta,
+                relative,
+                verdict,
+            }
+        })
+        .collect::<Vec<_>>();
+    if cells.iter().all(|c| c.new.is_none()) {
+        return None;
+    }
+    Some(Row {
+        name: "capacity".to_owned(),
+        unit: if unit == "users" { "users" } else { "req/s" },
+        better: Better::Higher,
+        base: Some(b),
+        cells,
+    })
 }
 
 fn sides<'a>(base: &'a Side, new: &'a [Side]) -> impl Iterator<Item = &'a Side> {
@@ -815,6 +877,52 @@ mod tests {
             .iter()
             .map(|r| (r.name.clone(), r.cells[0].verdict))
             .collect()
+    }
+
+    /// A `discover` report: capacity `good`, first bad level `bad`.
+    fn discovered(good: f64, bad: Option<f64>) -> Report {
+        let mut r = report(7, 500, 50.0, 20, 0);
+        r.sections.insert(
+            "discovery".to_owned(),
+            json!({"unit": "rps", "max_load_meeting_targets": good, "first_bad_load": bad,
+                   "knee": good, "cause": null, "steps": []}),
+        );
+        r
+    }
+
+    #[test]
+    fn capacities_differ_only_when_their_brackets_are_apart() {
+        let base = side("a", vec![discovered(40.0, Some(44.0))]);
+        let c = compare(
+            &base,
+            &[
+                side("up", vec![discovered(44.0, Some(48.0))]),
+                side("overlap", vec![discovered(42.0, Some(46.0))]),
+                side("down", vec![discovered(30.0, Some(40.0))]),
+                side("plain", vec![report(3, 500, 50.0, 20, 0)]),
+            ],
+            CompareOptions::default(),
+        );
+        let row = &c.rows[0];
+        assert_eq!((row.name.as_str(), row.unit), ("capacity", "req/s"));
+        let v: Vec<Verdict> = row.cells.iter().map(|c| c.verdict).collect();
+        assert_eq!(
+            v,
+            [
+                Verdict::Better,
+                Verdict::NoChange,
+                Verdict::Worse,
+                Verdict::Missing
+            ]
+        );
+        assert_eq!(row.cells[0].relative, Some(0.1));
+        // Plain reports have no capacity row.
+        let c = compare(
+            &side("a", vec![report(1, 500, 50.0, 20, 0)]),
+            &[side("b", vec![report(2, 500, 50.0, 20, 0)])],
+            CompareOptions::default(),
+        );
+        assert_ne!(c.rows[0].name, "capacity");
     }
 
     #[test]
