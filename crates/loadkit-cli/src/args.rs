@@ -501,6 +501,11 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "N", default_value = "1", value_parser = positive_u32)]
     pub(crate) repeat: u32,
 
+    /// Set by multi-run commands (discover, sweep rate, --repeat): the run is one of their
+    /// steps, which print their own verdict line, so the run prints no SLO or stop lines.
+    #[arg(skip)]
+    pub(crate) as_step: bool,
+
     /// Open loop: at most this many requests in flight at once.
     #[arg(long, value_name = "N", default_value = "256", value_parser = positive_u32, allow_negative_numbers = true, help_heading = "Load pattern")]
     pub(crate) max_in_flight: u32,

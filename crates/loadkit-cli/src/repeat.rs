@@ -125,6 +125,16 @@ pub(crate) async fn repeat(args: RunArgs) -> Result<u8, Fatal> {
             q("e2e", "p95"),
             report.throughput.output_tokens_per_s,
         );
+        for t in report
+            .slo
+            .iter()
+            .flat_map(|s| s.targets.iter().filter(|t| !t.passed))
+        {
+            eprintln!(
+                "{}",
+                crate::secret::redact(&format!("run {i}: SLO failed: {}: {}", t.expr, t.detail))
+            );
+        }
         let interrupted = report.run.interrupted;
         reports.push(report);
         // The first run that failed a rule sets the exit code; an interrupted one ends it all.

@@ -245,14 +245,14 @@ impl Ready {
         }
         let mut code = exit_code(&result);
         if let Some(slo) = report.slo.as_ref().filter(|s| !s.passed) {
-            for t in slo.targets.iter().filter(|t| !t.passed) {
+            for t in slo.targets.iter().filter(|t| !t.passed && !args.as_step) {
                 eprintln!("SLO failed: {}: {}", t.expr, t.detail);
             }
             if code == exit::OK {
                 code = exit::THRESHOLD;
             }
         }
-        if let Some(reason) = stop_message(&args, &result) {
+        if let Some(reason) = stop_message(&args, &result).filter(|_| !args.as_step) {
             eprintln!("{reason}");
         }
         Ok(Done {

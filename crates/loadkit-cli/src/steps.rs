@@ -25,6 +25,7 @@ pub(crate) async fn run_step(mut args: RunArgs, dir: PathBuf) -> Result<Option<S
     args.target.out = Some(dir.clone());
     args.target.force = true;
     args.target.quiet = true;
+    args.as_step = true;
     let Some(ready) = run::prepare(args).await? else {
         return Ok(None);
     };
