@@ -202,6 +202,8 @@ fn run_loadkit(bin: &Path, url: &str, load: &[&str], o: &Options, out: &Path) ->
     let status = pinned(0, bin)
         // --force: each bench run replaces its phase's report of the last one.
         .args(["run", "--url", url, "--quiet", "--force"])
+        // The client alone is measured: no scraping thread beside it.
+        .args(["--server-metrics", "off"])
         .args(load)
         .args(["--duration", &format!("{}s", o.seconds)])
         .args(["--max-tokens", &o.tokens.to_string()])

@@ -73,6 +73,8 @@ fn crate_dependencies_point_the_agreed_way() {
             &["loadkit-core", "loadkit-http", "loadkit-sse"],
         ),
         ("loadkit-report", &["loadkit-core", "loadkit-metrics"]),
+        // The server's /metrics: no loadkit crate at all (the CLI joins it to the report).
+        ("loadkit-scrape", &[]),
         ("loadkit-testbed", &[]),
     ];
     let crates = root().join("crates");

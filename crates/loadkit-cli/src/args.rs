@@ -472,6 +472,30 @@ pub(crate) enum PromptPreset {
     Numbers,
 }
 
+/// `--server-metrics`: where the server's own metrics come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ServerMetricsMode {
+    /// /metrics on the target's host, when it is one loadkit knows.
+    Auto,
+    /// Not scraped.
+    Off,
+    /// This URL.
+    Url(String),
+}
+
+fn server_metrics_mode(s: &str) -> Result<ServerMetricsMode, String> {
+    match s.trim() {
+        "auto" => Ok(ServerMetricsMode::Auto),
+        "off" | "none" => Ok(ServerMetricsMode::Off),
+        url if url.starts_with("http://") => Ok(ServerMetricsMode::Url(url.to_owned())),
+        url if url.starts_with("https://") => Err(
+            "the server's metrics are scraped over http:// only (https is not supported yet)"
+                .into(),
+        ),
+        other => Err(format!("{other:?}: give auto, off, or an http:// URL")),
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub(crate) struct RunArgs {
     /// The target, the workload and the report.
@@ -552,6 +576,24 @@ pub(crate) struct RunArgs {
     /// counts (Prometheus scrapes every 15 s or so).
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s", requires = "metrics_addr")]
     pub(crate) metrics_linger: Duration,
+
+    /// Scrape the server's own Prometheus metrics every --server-metrics-every while the run
+    /// goes on, and add them to the timeline and the report (`server_metrics`): `auto` looks
+    /// for /metrics on the target's host and keeps it when it has vLLM, llama-server, TGI or
+    /// SGLang names; a URL scrapes that; `off` does not scrape. A failed scrape is recorded,
+    /// never fatal.
+    #[arg(long, value_name = "auto|off|URL", default_value = "auto", value_parser = server_metrics_mode, help_heading = "Server metrics")]
+    pub(crate) server_metrics: ServerMetricsMode,
+
+    /// Time between scrapes of the server's metrics.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "1s", help_heading = "Server metrics")]
+    pub(crate) server_metrics_every: Duration,
+
+    /// Also keep this series of the server's metrics (repeatable): a metric name with an
+    /// optional label filter, `NAME` or `NAME{label="value"}`. Counters are read as a rate per
+    /// second, histograms as their mean over each interval, gauges as they are.
+    #[arg(long, value_name = "NAME", help_heading = "Server metrics")]
+    pub(crate) server_metric: Vec<String>,
 
     /// Stop the run after this many failed requests (0: never; also LOADKIT_MAX_FAILURES).
     /// The report holds everything up to the stop; exit code 1.

@@ -17,6 +17,7 @@ mod repeat;
 mod run;
 mod secret;
 mod serve;
+mod server_metrics;
 mod service;
 mod stderr;
 mod steps;

@@ -247,6 +247,7 @@ fn header(goodput: bool) -> String {
     if goodput {
         line.push_str(&format!("  {:>10}", "goodput/s"));
     }
+    line.push_str(&format!("  {:>13}", "srv run/wait"));
     line
 }
 
@@ -275,6 +276,13 @@ fn row_line(
     if goodput {
         line.push_str(&format!("  {:>10}", cell(row["goodput_per_s"].as_f64(), 2)));
     }
+    // The server's own running and waiting requests (mean over the step), when it said.
+    let server = |role: &str| row["server"][role]["mean"].as_f64();
+    let srv = match (server("running"), server("waiting")) {
+        (None, None) => "-".to_owned(),
+        (r, w) => format!("{}/{}", cell(r, 1), cell(w, 1)),
+    };
+    line.push_str(&format!("  {srv:>13}"));
     line
 }
 

@@ -77,6 +77,7 @@ impl Done {
 pub(crate) async fn prepare(args: RunArgs) -> Result<Option<Ready>, Fatal> {
     let (protocol, name) = registry::find(&args.target.protocol)?;
     check_out(&args.target)?;
+    crate::server_metrics::check(&args)?;
     let load = pattern::build(&args.load, args.target.seed).map_err(Fatal::usage)?;
     // A pattern that ends by itself (stages) sets the default duration.
     let natural = pattern::natural_length(&args.load);
@@ -196,11 +197,15 @@ impl Ready {
             Some(addr) => Some(metrics_exporter(&args, addr, &target, &mut plan).await?),
             None => None,
         };
+        // Started last, so its first scrape (which primes the counters' rates) comes just
+        // before the load; dropped on an error path, which stops its thread.
+        let scraper = crate::server_metrics::start(&args, &target).await?;
         let outcome = launch
             .run(plan)
             .await
             .map_err(|e| Fatal::new(exit::USAGE, e))?;
         let result = outcome.result;
+        let scraped = scraper.map(loadkit_scrape::Scraper::finish);
         // Every checkpoint and raw line is on disk before the final report replaces them.
         for writer in writers {
             if let Some(e) = writer.finish() {
@@ -213,6 +218,9 @@ impl Ready {
         run_meta.peak_rss_bytes = process::peak_rss_bytes();
         let mut report = Report::from_run(&result, run_meta);
         report.add_sections(&outcome.sections);
+        if let Some(log) = scraped {
+            crate::server_metrics::attach(&mut report, log, result.started_at, result.elapsed);
+        }
         if !targets.is_empty() || args.goodput.is_some() {
             let mut slo = loadkit_report::evaluate_slo(
                 &report,

@@ -102,10 +102,24 @@ pub(crate) fn trim(v: f64) -> String {
 }
 
 /// A step's headline figures, as kept in `sweep.steps[]`: p50 and p95 of TTFT, ITL and E2E,
-/// success, throughput, goodput, and the full `metrics` (with histograms).
+/// success, throughput, goodput, the server's own series by role (mean and max, when
+/// `--server-metrics` scraped any), and the full `metrics` (with histograms).
 pub(crate) fn figures(report: &Report) -> Value {
     let pair = |name: &str| json!({"p50": quantile(report, name, "p50"), "p95": quantile(report, name, "p95")});
+    let server: serde_json::Map<String, Value> = report
+        .server_metrics
+        .iter()
+        .flat_map(|s| s.series.values())
+        .filter(|s| s.role != "user")
+        .map(|s| {
+            (
+                s.role.clone(),
+                json!({"mean": s.mean, "max": s.max, "unit": s.unit}),
+            )
+        })
+        .collect();
     json!({
+        "server": server,
         "achieved_rps": report.throughput.requests_per_s,
         "success_ratio": report.success_ratio(),
         "ttft_ms": pair("ttft"),

@@ -174,6 +174,9 @@ fn max_failures_stops_the_run_at_the_fifth_failure_and_says_why() {
         "1",
         "--duration",
         "30s",
+        // The scripted server counts every request: no /metrics probe.
+        "--server-metrics",
+        "off",
         "--max-failures",
         "5",
         "--quiet",
@@ -244,6 +247,9 @@ fn the_error_rate_rule_stops_a_run_whose_server_starts_failing() {
         "20",
         "--duration",
         "30s",
+        // The scripted server counts every request: no /metrics probe.
+        "--server-metrics",
+        "off",
         "--max-error-rate",
         "50%",
         "--error-window",
@@ -347,6 +353,9 @@ fn a_user_waits_the_retry_after_of_a_503_when_asked() {
         "1",
         "--duration",
         "2500ms",
+        // The scripted server counts every request: no /metrics probe.
+        "--server-metrics",
+        "off",
         "--respect-retry-after",
         "--quiet",
         "--out",

@@ -32,6 +32,17 @@ fn every_cli_or_scenario_file_mistake_is_one_line_and_exit_2() {
     let url = "http://127.0.0.1:9/v1";
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["run", "--rps", "abc"], "abc"),
+        (vec!["run", "--server-metric", "a b"], "not a metric name"),
+        (vec!["run", "--server-metric", "a{b=\"c\""], "closing"),
+        (
+            vec!["run", "--server-metrics", "https://h/metrics"],
+            "http:// only",
+        ),
+        (vec!["run", "--server-metrics", "sometimes"], "auto, off"),
+        (
+            vec!["run", "--server-metrics-every", "10ms"],
+            "at least 100ms",
+        ),
         (vec!["run", "--duration", "5parsecs"], "invalid duration"),
         (vec!["run", "--header", "nocolon"], "Name: value"),
         (vec!["run", "--header", "bad name: x"], "header name"),

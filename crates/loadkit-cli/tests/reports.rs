@@ -11,11 +11,16 @@ mod common;
 use common::{loadkit, tmp, BIN};
 
 /// Every chart the HTML report of a successful LLM run has.
-const CHARTS: [&str; 8] = [
+const CHARTS: [&str; 12] = [
     "chart-rps",
     "chart-in-flight",
     "chart-latency",
     "chart-failed",
+    // The server's view: the built-in simulator serves vLLM's /metrics.
+    "chart-server-requests",
+    "chart-server-queue",
+    "chart-server-tokens",
+    "chart-server-kv",
     "chart-percentiles-ttft",
     "chart-percentiles-itl",
     "chart-percentiles-e2e",
@@ -99,11 +104,13 @@ fn a_spike_run_writes_html_markdown_and_csv_that_show_the_spike() {
     // The requests/s series shows the spike, in the CSV and the JSON alike.
     let timeline = read(&out.join("timeline.csv"));
     let mut lines = timeline.lines();
-    assert_eq!(
-        lines.next(),
-        Some(
-            "t_s,intended,started,completed,failed,in_flight,output_tokens,ttft_p50_ms,e2e_p95_ms"
-        )
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with(
+            "t_s,intended,started,completed,failed,in_flight,output_tokens,ttft_p50_ms,e2e_p95_ms,\
+             server:vllm:"
+        ),
+        "{header}"
     );
     let intended: Vec<u64> = lines
         .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())

@@ -6,7 +6,8 @@
 //!   `run.target`), with only `unit` and `value` filled. Every row has the same columns, so the
 //!   file loads as one table.
 //! - `timeline.csv`: the timeline, one row per second:
-//!   `t_s,intended,started,completed,failed,in_flight,output_tokens,ttft_p50_ms,e2e_p95_ms`.
+//!   `t_s,intended,started,completed,failed,in_flight,output_tokens,ttft_p50_ms,e2e_p95_ms`,
+//!   then `server:KEY` per series the server's `/metrics` gave (`--server-metrics`).
 //! - `errors.csv`: `class,message,count`, the grouped errors.
 //!
 //! Empty cells are missing values (a statistic of no values, a second with no completion).
@@ -123,13 +124,24 @@ pub fn summary_csv(report: &Report) -> String {
     out
 }
 
-/// `timeline.csv`: one row per second of the run.
+/// `timeline.csv`: one row per second of the run; with `--server-metrics`, one more column per
+/// server series (`server:` and its key), empty in seconds without a scrape.
 pub fn timeline_csv(report: &Report) -> String {
+    let keys: Vec<&String> = report
+        .server_metrics
+        .iter()
+        .flat_map(|s| s.series.keys())
+        .collect();
     let mut out = String::from(
-        "t_s,intended,started,completed,failed,in_flight,output_tokens,ttft_p50_ms,e2e_p95_ms\n",
+        "t_s,intended,started,completed,failed,in_flight,output_tokens,ttft_p50_ms,e2e_p95_ms",
     );
+    for key in &keys {
+        out.push(',');
+        out.push_str(&csv_field(&format!("server:{key}")));
+    }
+    out.push('\n');
     for r in &report.timeline {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{},{},{},{},{},{},{},{},{}",
             r.t_s,
@@ -142,6 +154,10 @@ pub fn timeline_csv(report: &Report) -> String {
             opt(r.ttft_p50),
             opt(r.e2e_p95)
         );
+        for key in &keys {
+            let _ = write!(out, ",{}", opt(r.server.get(*key).copied()));
+        }
+        out.push('\n');
     }
     out
 }
@@ -231,6 +247,9 @@ mod tests {
         let rows = parse(&timeline_csv(&report));
         assert_eq!(rows.len(), report.timeline.len() + 1);
         assert_eq!(rows[4][1], report.timeline[3].intended.to_string());
+        assert_eq!(rows[0][9], "server:vllm:num_requests_running");
+        assert_eq!(rows[0][10], "server:vllm:num_requests_waiting");
+        assert_eq!(rows[4][10], "16", "second 3 of the spike");
         // A second without completions has no TTFT: an empty cell.
         assert!(rows[1][7].is_empty(), "{:?}", rows[1]);
     }

@@ -123,13 +123,14 @@ pub fn render_html(report: &Report) -> Result<String, ReportError> {
     );
     out.push_str(
         "<nav><a href=\"#summary\">Summary</a><a href=\"#over-time\">Over time</a>\
-         <a href=\"#percentiles\">Percentiles</a><a href=\"#metrics\">Metrics</a>\
+         <a href=\"#server\">Server</a><a href=\"#percentiles\">Percentiles</a><a href=\"#metrics\">Metrics</a>\
          <a href=\"#errors\">Errors</a><a href=\"#run\">Run</a><a href=\"#generator\">Generator</a>\
          <a href=\"#consistency\">Consistency</a><a href=\"#sections\">Sections</a></nav>\n</header>\n",
     );
     warnings(&mut out, report);
     summary(&mut out, report);
     over_time(&mut out, report)?;
+    server_view(&mut out, report)?;
     percentiles(&mut out, report)?;
     metrics_table(&mut out, report);
     slo(&mut out, report);
@@ -348,6 +349,167 @@ fn over_time(out: &mut String, report: &Report) -> Result<(), ReportError> {
         &svg,
         "Requests that failed in each second, by error class (see Errors for the messages).",
     );
+    out.push_str("</section>\n");
+    Ok(())
+}
+
+/// "The server's view": the server's own series per second beside the client's, then their
+/// summary table (only when `--server-metrics` scraped any).
+fn server_view(out: &mut String, report: &Report) -> Result<(), ReportError> {
+    let Some(server) = &report.server_metrics else {
+        return Ok(());
+    };
+    out.push_str("<section id=\"server\">\n<h2>The server's view</h2>\n");
+    let _ = writeln!(
+        out,
+        "<p>{} at <code>{}</code>, scraped every {} s: {} scrapes, {} failed{}.</p>",
+        escape(&server.kind),
+        escape(&server.url),
+        server.interval_s,
+        server.scrapes,
+        server.failures.count,
+        server
+            .failures
+            .first_error
+            .as_deref()
+            .map(|e| format!(" (first: {})", escape(e)))
+            .unwrap_or_default()
+    );
+    let tl = &report.timeline;
+    let col = |key: Option<&str>| -> Vec<(f64, Option<f64>)> {
+        tl.iter()
+            .map(|r| (r.t_s as f64, key.and_then(|k| r.server.get(k).copied())))
+            .collect()
+    };
+    let running = server.by_role("running").map(|(k, _)| k);
+    let waiting = server.by_role("waiting").map(|(k, _)| k);
+    if running.is_some() || waiting.is_some() {
+        let client: Vec<(f64, Option<f64>)> = tl
+            .iter()
+            .map(|r| (r.t_s as f64, Some(r.in_flight as f64)))
+            .collect();
+        let svg = line_chart(
+            &[
+                Series {
+                    label: "client: in flight",
+                    points: client,
+                },
+                Series {
+                    label: "server: running",
+                    points: col(running),
+                },
+                Series {
+                    label: "server: waiting",
+                    points: col(waiting),
+                },
+            ],
+            XAxis::Seconds,
+            "requests",
+        )?;
+        figure(
+            out,
+            "chart-server-requests",
+            &svg,
+            "Requests the client had in flight at the end of each second, beside what the \
+             server said it was running and holding in its queue at its scrape in that second. \
+             In flight above running + waiting is time spent on the network or in the server's \
+             front end.",
+        );
+    }
+    if let Some((key, _)) = server.by_role("queue_time") {
+        let ttft: Vec<(f64, Option<f64>)> = tl.iter().map(|r| (r.t_s as f64, r.ttft_p50)).collect();
+        let svg = line_chart(
+            &[
+                Series {
+                    label: "client: TTFT p50",
+                    points: ttft,
+                },
+                Series {
+                    label: "server: queue time (mean)",
+                    points: col(Some(key)),
+                },
+            ],
+            XAxis::Seconds,
+            "ms",
+        )?;
+        figure(
+            out,
+            "chart-server-queue",
+            &svg,
+            "The client's median time to first token per second, beside the server's mean time \
+             in its queue for the requests it dequeued in that interval: the part of TTFT spent \
+             waiting for a slot.",
+        );
+    }
+    if let Some((key, _)) = server.by_role("generation_tokens") {
+        let client: Vec<(f64, Option<f64>)> = tl
+            .iter()
+            .map(|r| (r.t_s as f64, Some(r.output_tokens as f64)))
+            .collect();
+        let svg = line_chart(
+            &[
+                Series {
+                    label: "client: output tokens/s",
+                    points: client,
+                },
+                Series {
+                    label: "server: generation tokens/s",
+                    points: col(Some(key)),
+                },
+            ],
+            XAxis::Seconds,
+            "tokens per second",
+        )?;
+        figure(
+            out,
+            "chart-server-tokens",
+            &svg,
+            "Output tokens of the requests the client completed in each second, beside the \
+             server's generation rate from its token counter (the server counts tokens as it \
+             makes them, the client when a request ends, so the client's line is burstier).",
+        );
+    }
+    if let Some((key, _)) = server.by_role("kv_cache") {
+        let svg = line_chart(
+            &[Series {
+                label: "server: KV-cache usage",
+                points: col(Some(key)),
+            }],
+            XAxis::Seconds,
+            "ratio",
+        )?;
+        figure(
+            out,
+            "chart-server-kv",
+            &svg,
+            "The server's KV-cache usage (0 to 1) at each scrape.",
+        );
+    }
+    out.push_str(
+        "<table><thead><tr><th>series</th><th>read</th><th>unit</th><th>scrapes</th>\
+         <th>min</th><th>mean</th><th>max</th></tr></thead><tbody>\n",
+    );
+    for (key, s) in &server.series {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(key),
+            escape(&s.read),
+            escape(&s.unit),
+            s.samples,
+            opt(s.min),
+            opt(s.mean),
+            opt(s.max)
+        );
+    }
+    out.push_str("</tbody></table>\n");
+    if !server.missing.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p>Not exposed by this server: {}.</p>",
+            escape(&server.missing.join(", "))
+        );
+    }
     out.push_str("</section>\n");
     Ok(())
 }
@@ -981,8 +1143,9 @@ mod tests {
     fn every_figure_has_one_chart_and_a_caption() {
         let html = render_html(&fixture::report()).unwrap();
         let figures = html.matches("<figure id=\"chart-").count();
-        // Four over time, four percentile curves (ttft, itl, e2e, schedule_lag).
-        assert_eq!(figures, 8, "{html}");
+        // Four over time, one of the server's (it has running and waiting, no queue time,
+        // tokens or KV cache), four percentile curves (ttft, itl, e2e, schedule_lag).
+        assert_eq!(figures, 9, "{html}");
         assert_eq!(html.matches("<svg").count(), figures);
         assert_eq!(html.matches("<figcaption>").count(), figures);
         for id in [
@@ -990,6 +1153,7 @@ mod tests {
             "chart-in-flight",
             "chart-latency",
             "chart-failed",
+            "chart-server-requests",
             "chart-percentiles-ttft",
             "chart-percentiles-itl",
             "chart-percentiles-e2e",
@@ -1009,13 +1173,14 @@ mod tests {
         let report = fixture::report();
         let html = render_html(&report).unwrap();
         assert!(!html.to_lowercase().contains("<script"), "{html}");
-        // The one address is the target's, shown as text.
+        // The only addresses are the target's and its /metrics, shown as text.
         let target = escape(&report.run.target);
+        let scraped = &report.server_metrics.as_ref().unwrap().url;
         for (i, _) in html.match_indices("http") {
             let rest = &html[i..];
             if rest.starts_with("http://") || rest.starts_with("https://") {
                 assert!(
-                    rest.starts_with(&target),
+                    rest.starts_with(&target) || rest.starts_with(scraped.as_str()),
                     "an address other than the target: {}",
                     &rest[..rest.len().min(80)]
                 );

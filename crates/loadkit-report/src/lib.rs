@@ -16,6 +16,7 @@ mod model;
 mod plan;
 mod raw;
 mod section;
+mod server;
 mod slo;
 mod sweep;
 mod terminal;
@@ -36,6 +37,7 @@ pub use model::{
 pub use plan::{plan_chart, plan_csv};
 pub use raw::raw_line;
 pub use section::json_value;
+pub use server::{ScrapeFailures, ServerMetrics, ServerSeries};
 pub use slo::{evaluate as evaluate_slo, slo_lines, Slo, SloTarget};
 pub use sweep::{sweep_header, sweep_row, sweep_summary};
 pub use terminal::render_summary;
@@ -163,6 +165,14 @@ mod fixture {
                     output_tokens: 160,
                     ttft_p50: (t > 0).then_some(50.0 + t as f64),
                     e2e_p95: (t > 0).then_some(360.0),
+                    server: [
+                        ("vllm:num_requests_running".to_owned(), 4.0),
+                        (
+                            "vllm:num_requests_waiting".to_owned(),
+                            if spike { 16.0 } else { 0.0 },
+                        ),
+                    ]
+                    .into(),
                 }
             })
             .collect();
@@ -250,6 +260,38 @@ mod fixture {
             consistency: Consistency::default(),
             first_request: None,
             slo: None,
+            server_metrics: Some(ServerMetrics {
+                kind: "vllm".to_owned(),
+                url: "http://127.0.0.1:9/metrics".to_owned(),
+                interval_s: 1.0,
+                scrapes: 11,
+                failures: ScrapeFailures {
+                    count: 1,
+                    first_error: Some("no response within 1s".to_owned()),
+                },
+                rejected_lines: 0,
+                first_rejected: None,
+                missing: vec!["vllm:request_queue_time_seconds".to_owned()],
+                series: [
+                    ("vllm:num_requests_running", "running", 4.0, 4.0, 4.0),
+                    ("vllm:num_requests_waiting", "waiting", 0.0, 3.2, 16.0),
+                ]
+                .into_iter()
+                .map(|(key, role, min, mean, max)| {
+                    let series = ServerSeries {
+                        role: role.to_owned(),
+                        source: key.to_owned(),
+                        read: "gauge".to_owned(),
+                        unit: "requests".to_owned(),
+                        samples: 10,
+                        min: Some(min),
+                        mean: Some(mean),
+                        max: Some(max),
+                    };
+                    (key.to_owned(), series)
+                })
+                .collect(),
+            }),
             sections: sections.as_object().unwrap().clone(),
             section_summaries: BTreeMap::new(),
         };

@@ -154,6 +154,37 @@ pub fn render_markdown(report: &Report) -> String {
             let _ = writeln!(out, "\n{}", escape_markdown(&line));
         }
     }
+    if let Some(server) = &report.server_metrics {
+        let _ = writeln!(
+            out,
+            "\n**The server's view** ({} at `{}`, every {} s: {} scrapes, {} failed)\n\n\
+             | series | read | unit | min | mean | max |\n|---|---|---|---:|---:|---:|",
+            escape_markdown(&server.kind),
+            escape_markdown(&server.url),
+            server.interval_s,
+            server.scrapes,
+            server.failures.count
+        );
+        for (key, s) in &server.series {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                escape_markdown(key),
+                escape_markdown(&s.read),
+                escape_markdown(&s.unit),
+                crate::server::short_opt(s.min),
+                crate::server::short_opt(s.mean),
+                crate::server::short_opt(s.max)
+            );
+        }
+        if !server.missing.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nNot exposed by the server: {}",
+                escape_markdown(&server.missing.join(", "))
+            );
+        }
+    }
     if !report.errors.is_empty() {
         out.push_str("\n| errors | class | message |\n|---:|---|---|\n");
         for e in &report.errors {

@@ -77,6 +77,9 @@ pub struct Report {
     /// The SLO targets and goodput, when the run had any (`--slo`, `--goodput`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<crate::slo::Slo>,
+    /// The server's own metrics during the run (`--server-metrics`), when they were scraped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<crate::ServerMetrics>,
     /// Protocol-specific sections, beside the standard ones.
     #[serde(flatten)]
     pub sections: Map<String, Value>,
@@ -295,6 +298,10 @@ pub struct TimelineRow {
     /// 95th percentile end-to-end (ms) of requests completed in this second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e2e_p95: Option<f64>,
+    /// The server's series in this second (the last scrape within it), by key, when
+    /// `--server-metrics` scraped any.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub server: BTreeMap<String, f64>,
 }
 
 /// The `generator` section: was the load generator itself a bottleneck?
@@ -582,6 +589,7 @@ impl Report {
                     output_tokens: e.output_tokens,
                     ttft_p50: e.ttft_p50.map(ms_duration),
                     e2e_p95: e.e2e_p95.map(ms_duration),
+                    server: BTreeMap::new(),
                 })
                 .collect(),
             generator: Generator {
@@ -605,6 +613,7 @@ impl Report {
                 warmup: f.warmup,
             }),
             slo: None,
+            server_metrics: None,
             sections: Map::new(),
             section_summaries: BTreeMap::new(),
         };

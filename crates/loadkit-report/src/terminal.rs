@@ -215,6 +215,12 @@ pub fn render_summary(report: &Report) -> String {
             let _ = writeln!(out, "{section:<12}{}", scalars.join(" · "));
         }
     }
+    if let Some(server) = &report.server_metrics {
+        for (i, line) in server.lines().iter().enumerate() {
+            let label = if i == 0 { "server" } else { "" };
+            let _ = writeln!(out, "{label:<12}{line}");
+        }
+    }
     if let Some(slo) = &report.slo {
         let _ = writeln!(
             out,

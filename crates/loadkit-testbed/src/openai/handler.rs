@@ -124,6 +124,11 @@ pub(super) async fn handle(
     counters
         .prompt_tokens
         .fetch_add(u64::from(parsed.prompt_tokens), Ordering::Relaxed);
+    let queued = begin.saturating_duration_since(arrival).as_nanos();
+    counters
+        .queued_ns
+        .fetch_add(u64::try_from(queued).unwrap_or(u64::MAX), Ordering::Relaxed);
+    counters.admitted.fetch_add(1, Ordering::Relaxed);
     if let Some(Fault::SlowHeaders(delay)) = fault {
         crate::precise::sleep_until(arrival + *delay).await;
     }
@@ -433,6 +438,18 @@ fn metrics(shared: &Shared) -> Response<SimBody> {
         "counter",
         "Number of generation tokens processed.",
         c.tokens.load(Ordering::Relaxed) as f64,
+    );
+    // The time requests waited for a slot, as vLLM's histogram (one bucket: +Inf).
+    let admitted = c.admitted.load(Ordering::Relaxed);
+    let queued = c.queued_ns.load(Ordering::Relaxed) as f64 / 1e9;
+    let name = "vllm:request_queue_time_seconds";
+    let _ = write!(
+        text,
+        "# HELP {name} Histogram of time spent in WAITING phase for request.\n\
+         # TYPE {name} histogram\n\
+         {name}_bucket{{le=\"+Inf\",model_name=\"{model}\"}} {admitted:?}\n\
+         {name}_count{{model_name=\"{model}\"}} {admitted:?}\n\
+         {name}_sum{{model_name=\"{model}\"}} {queued:?}\n"
     );
     let mut response = Response::new(SimBody::full(Bytes::from(text)));
     response.headers_mut().insert(

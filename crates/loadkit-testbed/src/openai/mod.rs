@@ -351,6 +351,10 @@ pub(crate) struct Counters {
     waiting: AtomicU32,
     /// Prompt tokens (words) of the requests admitted to a slot.
     prompt_tokens: AtomicU64,
+    /// Requests admitted to a slot, and their total wait for it (ns), for vLLM's queue-time
+    /// histogram.
+    admitted: AtomicU64,
+    queued_ns: AtomicU64,
 }
 
 impl Counters {
