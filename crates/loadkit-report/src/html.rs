@@ -465,8 +465,9 @@ fn server_view(out: &mut String, report: &Report) -> Result<(), ReportError> {
             "chart-server-tokens",
             &svg,
             "Output tokens of the requests the client completed in each second, beside the \
-             server's generation rate from its token counter (the server counts tokens as it \
-             makes them, the client when a request ends, so the client's line is burstier).",
+             server's generation rate from its token counter. The client counts a request's \
+             tokens when it ends; vLLM counts them as it makes them (a smoother line), \
+             llama-server when the request ends (the same bursts as the client's).",
         );
     }
     if let Some((key, _)) = server.by_role("kv_cache") {
