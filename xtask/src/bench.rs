@@ -417,16 +417,20 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
             "bench-stream: {} concurrent streams, one token per second",
             o.slow
         );
+        let per_stream = rss * 1024.0 / f64::from(o.slow);
         println!(
-            "  client peak RSS                 {:>12.1} MiB = {:.1} KiB per stream   (budget < 32 KiB)",
+            "  client peak RSS                 {:>12.1} MiB = {:.1} KiB per stream   (budget <= 16 KiB: {})",
             rss,
-            rss * 1024.0 / f64::from(o.slow)
+            per_stream,
+            verdict(per_stream <= 16.0)
         );
+        let itl_p99 = f(&r, &["metrics", "itl", "p99"]) - 1000.0;
         println!(
-            "  ITL error  p50 / p99 / max      {:>8.3} / {:.3} / {:.3} ms   (budget p99 < 2 ms)",
+            "  ITL error  p50 / p99 / max      {:>8.3} / {:.3} / {:.3} ms   (budget p99 < 2 ms: {})",
             f(&r, &["metrics", "itl", "p50"]) - 1000.0,
-            f(&r, &["metrics", "itl", "p99"]) - 1000.0,
-            f(&r, &["metrics", "itl", "max"]) - 1000.0
+            itl_p99,
+            f(&r, &["metrics", "itl", "max"]) - 1000.0,
+            verdict(itl_p99 < 2.0)
         );
         println!(
             "  requests                        {:>12.0} ok, {:.0} failed, client CPU {:.2} s",

@@ -472,6 +472,76 @@ pub(crate) enum PromptPreset {
     Numbers,
 }
 
+/// `--read-buffer`: each HTTP connection's read buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadBuffer {
+    /// Fixed [`ReadBuffer::MANY_STREAMS_SIZE`] bytes from [`ReadBuffer::MANY_STREAMS`] streams on.
+    Auto,
+    /// hyper's adaptive buffer.
+    Adaptive,
+    /// Exactly this many bytes.
+    Exact(usize),
+}
+
+impl ReadBuffer {
+    /// Concurrency from which `auto` picks a small fixed buffer.
+    pub(crate) const MANY_STREAMS: u64 = 1_000;
+    /// The buffer `auto` picks then.
+    pub(crate) const MANY_STREAMS_SIZE: usize = 2048;
+
+    /// The size to use for a run that can hold `concurrency` requests at once (`None`:
+    /// adaptive).
+    pub(crate) fn size(self, concurrency: u64) -> Option<usize> {
+        match self {
+            ReadBuffer::Auto => {
+                (concurrency >= Self::MANY_STREAMS).then_some(Self::MANY_STREAMS_SIZE)
+            }
+            ReadBuffer::Adaptive => None,
+            ReadBuffer::Exact(n) => Some(n),
+        }
+    }
+}
+
+#[cfg(test)]
+mod read_buffer_tests {
+    use super::*;
+
+    #[test]
+    fn auto_picks_a_small_buffer_only_for_many_streams() {
+        assert_eq!(ReadBuffer::Auto.size(999), None);
+        assert_eq!(ReadBuffer::Auto.size(1_000), Some(2048));
+        assert_eq!(ReadBuffer::Adaptive.size(10_000), None);
+        assert_eq!(read_buffer("4KiB"), Ok(ReadBuffer::Exact(4096)));
+        assert_eq!(read_buffer("600"), Ok(ReadBuffer::Exact(600)));
+        assert!(read_buffer("2MiB").is_err());
+    }
+}
+
+fn read_buffer(s: &str) -> Result<ReadBuffer, String> {
+    let s = s.trim();
+    match s {
+        "auto" => return Ok(ReadBuffer::Auto),
+        "adaptive" => return Ok(ReadBuffer::Adaptive),
+        _ => {}
+    }
+    let (digits, scale) = match s.strip_suffix("KiB").or_else(|| s.strip_suffix("k")) {
+        Some(d) => (d, 1024),
+        None => (s, 1),
+    };
+    let n: usize = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: give auto, adaptive, or a size in bytes (4096, 4KiB)"))?;
+    let n = n.saturating_mul(scale);
+    if !(loadkit_http::MIN_READ_BUFFER..=1 << 20).contains(&n) {
+        return Err(format!(
+            "{s:?}: a read buffer is {} bytes to 1 MiB",
+            loadkit_http::MIN_READ_BUFFER
+        ));
+    }
+    Ok(ReadBuffer::Exact(n))
+}
+
 /// `--server-metrics`: where the server's own metrics come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ServerMetricsMode {
@@ -729,6 +799,13 @@ pub(crate) struct TargetArgs {
     /// Deadline between two pieces of a streamed response.
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "30s")]
     pub(crate) idle_timeout: Duration,
+
+    /// Each HTTP connection's read buffer: `auto` (a fixed 2 KiB once the run can hold 1,000
+    /// or more streams at once, which saves about 5 KiB of client memory per open stream;
+    /// otherwise adaptive), `adaptive` (8 KiB, growing for fast bodies), or a fixed size in
+    /// bytes (e.g. 4096 or 4KiB, at least 512).
+    #[arg(long, value_name = "auto|adaptive|BYTES", default_value = "auto", value_parser = read_buffer)]
+    pub(crate) read_buffer: ReadBuffer,
 
     /// The user prompt, the same for every request.
     #[arg(long, value_name = "TEXT", conflicts_with_all = ["prompt_preset", "prompt_words"])]

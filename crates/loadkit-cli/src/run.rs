@@ -113,7 +113,12 @@ pub(crate) async fn prepare(args: RunArgs) -> Result<Option<Ready>, Fatal> {
         (None, Some(sim)) => sim.url(),
         (None, None) => unreachable!("a simulator is started when no url is given"),
     };
-    let settings = settings(&args.target, name, url, simulator.is_some())?;
+    let concurrency = match &load {
+        Schedule::Open(_) => u64::from(args.max_in_flight),
+        Schedule::Closed(users) => u64::from(users.max_users()),
+    };
+    let mut settings = settings(&args.target, name, url, simulator.is_some())?;
+    settings.read_buffer = args.target.read_buffer.size(concurrency);
     let launch = protocol
         .build(&settings, &options)
         .map_err(|e| Fatal::new(exit::USAGE, e))?;
@@ -123,10 +128,6 @@ pub(crate) async fn prepare(args: RunArgs) -> Result<Option<Ready>, Fatal> {
             crate::secret::redact(&settings.url)
         );
     }
-    let concurrency = match &load {
-        Schedule::Open(_) => u64::from(args.max_in_flight),
-        Schedule::Closed(users) => u64::from(users.max_users()),
-    };
     process::raise_open_files(concurrency).map_err(Fatal::usage)?;
     launch
         .preflight()
@@ -369,6 +370,7 @@ pub(crate) fn settings(
         idle_timeout: args.idle_timeout,
         insecure: args.insecure,
         ca_certs,
+        read_buffer: args.read_buffer.size(0),
     })
 }
 

@@ -149,6 +149,42 @@ fn without_server_usage_tokens_are_counted() {
     assert_eq!(r["tokens"]["output_total"], 70);
 }
 
+/// A fixed read buffer smaller than a response head and than the packed writes of a fast
+/// stream: heads, chunk sizes and events that straddle reads are put back together, and every
+/// token of every stream is counted.
+#[test]
+fn a_small_fixed_read_buffer_reads_every_event() {
+    let sim = Sim::start(SimConfig {
+        ttft: Duration::ZERO,
+        itl: Duration::ZERO,
+        output_tokens: 300,
+        usage: false,
+        ..SimConfig::default()
+    });
+    let out = tmp("read-buffer");
+    let o = loadkit(&[
+        "run",
+        "--url",
+        &sim.url(),
+        "--users",
+        "4",
+        "--requests",
+        "20",
+        "--max-tokens",
+        "300",
+        "--read-buffer",
+        "512",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&out);
+    assert_eq!(r["totals"]["succeeded"], 20);
+    assert_eq!(r["tokens"]["output_total"], 6000);
+    assert_eq!(r["metrics"]["itl"]["count"], 20 * 299);
+}
+
 #[test]
 fn bad_flags_give_one_clear_line_and_exit_2() {
     for (args, needle) in [

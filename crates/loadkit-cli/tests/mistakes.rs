@@ -33,6 +33,8 @@ fn every_cli_or_scenario_file_mistake_is_one_line_and_exit_2() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["run", "--rps", "abc"], "abc"),
         (vec!["run", "--server-metric", "a b"], "not a metric name"),
+        (vec!["run", "--read-buffer", "100"], "512 bytes to 1 MiB"),
+        (vec!["run", "--read-buffer", "big"], "auto, adaptive"),
         (vec!["run", "--server-metric", "a{b=\"c\""], "closing"),
         (
             vec!["run", "--server-metrics", "https://h/metrics"],

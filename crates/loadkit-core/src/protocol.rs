@@ -259,6 +259,10 @@ pub struct Settings {
     pub insecure: bool,
     /// PEM texts of private CAs trusted beside the Mozilla roots (`--ca-cert FILE`).
     pub ca_certs: Vec<Vec<u8>>,
+    /// Each HTTP connection reads into a buffer of exactly this many bytes; `None`: the
+    /// client's adaptive buffer (hyper's: 8 KiB, growing for fast bodies). A small fixed
+    /// buffer saves memory per connection when thousands of slow streams are open.
+    pub read_buffer: Option<usize>,
 }
 
 impl Settings {
@@ -283,6 +287,7 @@ impl Settings {
             idle_timeout: Duration::from_secs(30),
             insecure: false,
             ca_certs: Vec::new(),
+            read_buffer: None,
         }
     }
 }

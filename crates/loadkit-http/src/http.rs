@@ -45,6 +45,10 @@ pub const DRAIN_GRACE: Duration = Duration::from_millis(100);
 /// microseconds; a lingering server costs the user at most this much per request.
 pub const FINISH_INLINE: Duration = Duration::from_millis(10);
 
+/// The smallest fixed read buffer [`HttpConfig::read_buffer`] takes (a response head must
+/// parse from reads of this size without a read per header).
+pub const MIN_READ_BUFFER: usize = 512;
+
 /// Timeouts, pooling and size limits of an [`HttpClient`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
@@ -71,6 +75,13 @@ pub struct HttpConfig {
     pub user_agent: Option<String>,
     /// How `https` servers' certificates are checked. Default: against the Mozilla roots.
     pub tls: TlsOptions,
+    /// Each connection reads into a buffer of exactly this many bytes. `None` (the default):
+    /// hyper's adaptive buffer, 8 KiB growing to about 400 KiB for fast bodies. Measured at
+    /// 10,000 open streams of one token per second, 2 KiB holds 25.2 KiB of client RSS per
+    /// stream where the adaptive buffer holds 30.4 KiB (a connection briefly has two read
+    /// buffers while the last chunk of a response is still referenced), at the cost of more
+    /// reads for fast bodies (-14 % events per CPU-second with packed 16 KiB writes).
+    pub read_buffer: Option<usize>,
 }
 
 impl Default for HttpConfig {
@@ -85,6 +96,7 @@ impl Default for HttpConfig {
             max_body_size: 64 << 20,
             user_agent: Some(concat!("loadkit/", env!("CARGO_PKG_VERSION")).to_owned()),
             tls: TlsOptions::default(),
+            read_buffer: None,
         }
     }
 }
@@ -191,12 +203,16 @@ impl HttpClient {
             ),
         };
         let connector = connector(&config)?;
-        let client = LegacyClient::builder(TokioExecutor::new())
+        let mut builder = LegacyClient::builder(TokioExecutor::new());
+        builder
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .build(connector.clone());
+            .pool_max_idle_per_host(config.pool_max_idle_per_host);
+        if let Some(size) = config.read_buffer {
+            builder.http1_read_buf_exact_size(size.max(MIN_READ_BUFFER));
+        }
+        let client = builder.build(connector.clone());
         Ok(Self {
             client,
             connector,

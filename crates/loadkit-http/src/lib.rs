@@ -38,5 +38,5 @@ pub use header::{insert_headers, parse_header, HeaderError};
 pub use http::{
     parse_url, preflight, preflight_with, retry_after, HttpClient, HttpConfig, HttpConfigError,
     Response, ResponseBody, DEFAULT_MAX_EVENT_SIZE, DRAIN_GRACE, ERROR_BODY_LIMIT, FINISH_INLINE,
-    RETRY_AFTER_MAX,
+    MIN_READ_BUFFER, RETRY_AFTER_MAX,
 };

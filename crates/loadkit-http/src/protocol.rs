@@ -57,6 +57,7 @@ pub fn http_config(s: &Settings) -> HttpConfig {
         first_byte_timeout: s.first_byte_timeout,
         idle_timeout: s.idle_timeout,
         tls: tls_options(s),
+        read_buffer: s.read_buffer,
         ..HttpConfig::default()
     }
 }
