@@ -46,6 +46,8 @@ pub(crate) struct Ready {
     duration: Option<Duration>,
     /// Where the report goes (fixed before the load: checkpoints and raw records go there too).
     out_dir: PathBuf,
+    /// The fixed HTTP read buffer `--read-buffer` chose (`None`: adaptive).
+    read_buffer: Option<usize>,
 }
 
 /// A finished run: its summary, where its report went, its exit code.
@@ -119,6 +121,7 @@ pub(crate) async fn prepare(args: RunArgs) -> Result<Option<Ready>, Fatal> {
     };
     let mut settings = settings(&args.target, name, url, simulator.is_some())?;
     settings.read_buffer = args.target.read_buffer.size(concurrency);
+    let read_buffer = settings.read_buffer;
     let launch = protocol
         .build(&settings, &options)
         .map_err(|e| Fatal::new(exit::USAGE, e))?;
@@ -141,6 +144,7 @@ pub(crate) async fn prepare(args: RunArgs) -> Result<Option<Ready>, Fatal> {
         load,
         duration,
         out_dir,
+        read_buffer,
     }))
 }
 
@@ -159,16 +163,22 @@ impl Ready {
             load,
             duration,
             out_dir,
+            read_buffer,
         } = self;
         let target = launch.target().to_owned();
         let protocol_settings = launch.settings();
         let mut plan = plan(&args, load, duration);
-        let run_meta = meta(
+        let mut run_meta = meta(
             &args,
             target.clone(),
             simulator.is_some(),
             &protocol_settings,
         );
+        if let Some(bytes) = read_buffer {
+            run_meta
+                .settings
+                .insert("read_buffer_bytes".to_owned(), json!(bytes));
+        }
         let targets: Vec<loadkit_core::slo::Target> = args.slo.iter().flatten().cloned().collect();
         let breach = if args.abort_on_slo {
             let (live, breach) = loadkit_core::slo::LiveSlo::new(&targets);
@@ -214,7 +224,6 @@ impl Ready {
             }
         }
 
-        let mut run_meta = run_meta;
         run_meta.cpu_s = process::cpu_seconds();
         run_meta.peak_rss_bytes = process::peak_rss_bytes();
         let mut report = Report::from_run(&result, run_meta);

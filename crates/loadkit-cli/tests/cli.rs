@@ -183,6 +183,10 @@ fn a_small_fixed_read_buffer_reads_every_event() {
     assert_eq!(r["totals"]["succeeded"], 20);
     assert_eq!(r["tokens"]["output_total"], 6000);
     assert_eq!(r["metrics"]["itl"]["count"], 20 * 299);
+    assert_eq!(
+        r["run"]["read_buffer_bytes"], 512,
+        "the run says what it used"
+    );
 }
 
 #[test]
