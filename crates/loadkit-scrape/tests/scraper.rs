@@ -75,7 +75,8 @@ async fn scrapes_at_each_interval_and_records_failures_without_stopping() {
     assert_eq!(log.kind, Kind::Vllm);
     assert_eq!(log.url, url);
     assert_eq!(log.points.len(), 3, "{:?}", log.points);
-    assert!(log.scrapes >= 6 && log.failures >= 3, "{log:?}");
+    // The sixth was sent after the fifth was answered; it may be abandoned at the stop.
+    assert!(log.scrapes >= 5 && log.failures >= 2, "{log:?}");
     assert_eq!(log.failures, log.scrapes - 3);
     assert_eq!(log.first_error.as_deref(), Some("HTTP status 500"));
     assert_eq!(log.rejected_lines, 3, "one broken line per good scrape");
