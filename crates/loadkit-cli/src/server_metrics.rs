@@ -117,8 +117,7 @@ pub(crate) fn attach(report: &mut Report, log: Log, started_at: SystemTime, elap
         if offset > elapsed {
             continue;
         }
-        let row = report.timeline.get_mut(offset.as_secs() as usize);
-        let mut row = row;
+        let mut row = report.timeline.get_mut(offset.as_secs() as usize);
         for (i, value) in point.values.iter().enumerate() {
             let Some(v) = value.filter(|v| v.is_finite()) else {
                 continue;
