@@ -1790,6 +1790,9 @@ fn compare_run(url: &str, out: &Path) -> String {
         "100",
         "--duration",
         "3s",
+        // Client latencies alone: no scraping thread beside runs whose p99s are compared.
+        "--server-metrics",
+        "off",
         "--quiet",
         "--out",
         out.to_str().unwrap(),
