@@ -10,7 +10,8 @@
 //! server's CPU beside the client's (a client at 100 % and a server well below is the client
 //! being the bottleneck); each budget line says met or NOT met. Phase 2 streams with
 //! paced tokens (TTFT 50 ms, ITL 10 ms) to measure timing error against the injected truth;
-//! phase 3 is the open-loop schedule lag, phase 4 many slow streams, phase 5 a generic SSE
+//! phase 3 is the open-loop schedule lag (2,000 streams/s, then 20,000 plain GETs/s against a
+//! trivial server, each beside the engine alone with a no-op client), phase 4 many slow streams, phase 5 a generic SSE
 //! endpoint parsed and counted. Phase 6 (the `parse_cpu` example of loadkit-openai) frames and
 //! parses OpenAI chunks in memory, one event per push, with no socket: CPU-only figures that stay
 //! stable on a busy machine, for ASCII, `\n`-heavy and `\uXXXX`-escaped content and for one
@@ -392,6 +393,7 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
         "  engine only, no-op client:      {}",
         String::from_utf8_lossy(&engine.stdout)
     );
+    open_loop_20k(&bin, &short, &out.join("lag-20k"))?;
 
     // Phase 4: many slow streams (one token per second), client memory per stream and ITL error.
     if o.slow > 0 {
@@ -574,6 +576,53 @@ fn plain_requests(bin: &Path, o: &Options, out: &Path) -> Result<()> {
         "  loadkit vs wrk                        {:>9.2}x  (budget >= 1.0x: {})",
         loadkit / wrk,
         verdict(loadkit >= wrk)
+    );
+    Ok(())
+}
+
+/// Phase 3, second part: open loop at 20,000 plain GETs per second on one client core against
+/// the JSON simulator answering at once (a trivial server on the other core), then the engine
+/// alone at the same rate.
+fn open_loop_20k(bin: &Path, o: &Options, out: &Path) -> Result<()> {
+    let (server, url) = start_sim(bin, "http", "0ms", "0ms", 1, o.flush)?;
+    let load = [
+        "--protocol",
+        "http",
+        "--method",
+        "GET",
+        "--rps",
+        "20000",
+        "--max-in-flight",
+        "1024",
+    ];
+    let r = run_loadkit(bin, &url, &load, o, out)?;
+    drop(server);
+    let secs = f(&r, &["run", "duration_s"]);
+    println!(
+        "bench-stream: open loop, 20000 plain GETs/s x {} s, trivial server",
+        o.seconds
+    );
+    println!(
+        "  schedule lag p50 / p99 / max    {:>8.3} / {:.3} / {:.3} ms   (budget p99 < 1 ms: {})",
+        f(&r, &["metrics", "schedule_lag", "p50"]),
+        f(&r, &["metrics", "schedule_lag", "p99"]),
+        f(&r, &["metrics", "schedule_lag", "max"]),
+        verdict(f(&r, &["metrics", "schedule_lag", "p99"]) < 1.0)
+    );
+    println!(
+        "  requests                        {:>12.0} sent, {:.0} ok, {:.0} queued at the cap, client CPU {:.0} % of a core",
+        f(&r, &["totals", "requests"]),
+        f(&r, &["totals", "succeeded"]),
+        f(&r, &["totals", "queued_late"]),
+        100.0 * f(&r, &["generator", "cpu_s"]) / secs
+    );
+    let engine = pinned(0, &root().join("target/release/examples/schedule_lag"))
+        .args(["20000", &o.seconds.to_string()])
+        .output()
+        .context("running the schedule_lag example")?;
+    print!(
+        "  engine only, no-op client:      {}",
+        String::from_utf8_lossy(&engine.stdout)
     );
     Ok(())
 }
