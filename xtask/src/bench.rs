@@ -372,27 +372,8 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
         "bench-stream: open loop, 2000 requests/s x {} s, 4 tokens per response",
         short.seconds
     );
-    println!(
-        "  schedule lag p50 / p99 / max    {:>8.3} / {:.3} / {:.3} ms   (budget p99 < 1 ms)",
-        f(&r, &["metrics", "schedule_lag", "p50"]),
-        f(&r, &["metrics", "schedule_lag", "p99"]),
-        f(&r, &["metrics", "schedule_lag", "max"])
-    );
-    println!(
-        "  requests                        {:>12.0} sent, {:.0} ok, {:.0} queued at the cap",
-        f(&r, &["totals", "requests"]),
-        f(&r, &["totals", "succeeded"]),
-        f(&r, &["totals", "queued_late"])
-    );
-    // The engine alone (a no-op client) at the same rate, on the same single core.
-    let engine = pinned(0, &root().join("target/release/examples/schedule_lag"))
-        .args(["2000", &short.seconds.to_string()])
-        .output()
-        .context("running the schedule_lag example")?;
-    print!(
-        "  engine only, no-op client:      {}",
-        String::from_utf8_lossy(&engine.stdout)
-    );
+    print_lag(&r, "");
+    engine_only(2000, short.seconds)?;
     open_loop_20k(&bin, &short, &out.join("lag-20k"))?;
 
     // Phase 4: many slow streams (one token per second), client memory per stream and ITL error.
@@ -602,22 +583,33 @@ fn open_loop_20k(bin: &Path, o: &Options, out: &Path) -> Result<()> {
         "bench-stream: open loop, 20000 plain GETs/s x {} s, trivial server",
         o.seconds
     );
+    let cpu = 100.0 * f(&r, &["generator", "cpu_s"]) / secs;
+    print_lag(&r, &format!(", client CPU {cpu:.0} % of a core"));
+    engine_only(20000, o.seconds)
+}
+
+/// An open-loop run's schedule lag against its budget, and its request counts followed by
+/// `extra`.
+fn print_lag(r: &Value, extra: &str) {
+    let p99 = f(r, &["metrics", "schedule_lag", "p99"]);
     println!(
-        "  schedule lag p50 / p99 / max    {:>8.3} / {:.3} / {:.3} ms   (budget p99 < 1 ms: {})",
-        f(&r, &["metrics", "schedule_lag", "p50"]),
-        f(&r, &["metrics", "schedule_lag", "p99"]),
-        f(&r, &["metrics", "schedule_lag", "max"]),
-        verdict(f(&r, &["metrics", "schedule_lag", "p99"]) < 1.0)
+        "  schedule lag p50 / p99 / max    {:>8.3} / {p99:.3} / {:.3} ms   (budget p99 < 1 ms: {})",
+        f(r, &["metrics", "schedule_lag", "p50"]),
+        f(r, &["metrics", "schedule_lag", "max"]),
+        verdict(p99 < 1.0)
     );
     println!(
-        "  requests                        {:>12.0} sent, {:.0} ok, {:.0} queued at the cap, client CPU {:.0} % of a core",
-        f(&r, &["totals", "requests"]),
-        f(&r, &["totals", "succeeded"]),
-        f(&r, &["totals", "queued_late"]),
-        100.0 * f(&r, &["generator", "cpu_s"]) / secs
+        "  requests                        {:>12.0} sent, {:.0} ok, {:.0} queued at the cap{extra}",
+        f(r, &["totals", "requests"]),
+        f(r, &["totals", "succeeded"]),
+        f(r, &["totals", "queued_late"])
     );
+}
+
+/// The engine alone (a no-op client) at `rate` for `seconds`, on the client's core.
+fn engine_only(rate: u32, seconds: u32) -> Result<()> {
     let engine = pinned(0, &root().join("target/release/examples/schedule_lag"))
-        .args(["20000", &o.seconds.to_string()])
+        .args([rate.to_string(), seconds.to_string()])
         .output()
         .context("running the schedule_lag example")?;
     print!(
