@@ -2,13 +2,16 @@
 //!
 //! The simulator (`loadkit serve-sim`) and the client (`loadkit run`) run as two processes, each
 //! pinned to its own core with `taskset` when available, so the client's CPU time is its own.
-//! The simulator writes each token's event on its own and flushes it (`--flush per-token`, as
-//! vLLM and llama.cpp do), so the client reads what it would read from a real server; `--flush
-//! packed` switches every phase to the old packed writes (many events per write, which flatters
-//! the client by letting it read many events per read). Phase 1 streams with zero pacing to
-//! measure the client's cost per event, per-token first and then, labelled, packed, with the
-//! server's CPU beside the client's (a client at 100 % and a server well below is the client
-//! being the bottleneck); each budget line says met or NOT met. Phase 2 streams with
+//! Phase 1 streams with zero pacing to measure the client's cost per event, three ways: the
+//! simulator hands each token's event to hyper as its own chunk as soon as it is made
+//! (`serve-sim --flush per-chunk`; hyper sends the chunks queued while the socket is busy in one
+//! writev, as a tokio/hyper server streaming tokens does: the budget's figure), then, labelled,
+//! a strict server making one write syscall per event (`per-token`; on loopback its core
+//! saturates first, as the sender pays the receiver's TCP work) and packed writes of ~16 KiB
+//! (`packed`, which flatters the client). Each prints the server's CPU beside the client's (a
+//! client at 100 % and a server well below is the client being the bottleneck) and the
+//! server's events per write syscall (from `/proc/PID/io`), so what the client was given to read
+//! is on the page; `--flush MODE` runs only that one. Each budget line says met or NOT met. Phase 2 streams with
 //! paced tokens (TTFT 50 ms, ITL 10 ms) to measure timing error against the injected truth;
 //! phase 3 is the open-loop schedule lag (2,000 streams/s, then 20,000 plain GETs/s against a
 //! trivial server, each beside the engine alone with a no-op client), phase 4 many slow streams, phase 5 a generic SSE
@@ -35,13 +38,19 @@ struct Options {
     seconds: u32,
     tokens: u32,
     slow: u32,
-    /// `serve-sim --flush` for every phase: `per-token` or `packed`.
-    flush: &'static str,
+    /// `serve-sim --flush` for phase 1: `per-chunk`, `per-token` or `packed` (`None`: all
+    /// three, per-chunk first).
+    flush: Option<&'static str>,
 }
 
 /// DESIGN.md §8: content events parsed per client CPU-second, 64 streams, zero pacing, against a
 /// server that flushes per token.
 const EVENTS_PER_CPU_S: f64 = 1_500_000.0;
+
+/// `serve-sim --flush` of every phase after the first: paced streams write each event when it
+/// is due whatever the mode, and the unpaced short streams of the schedule-lag phase are written
+/// as a tokio/hyper server would.
+const PHASE_WRITES: &str = "per-chunk";
 
 /// `met` or `NOT met` for a figure against its budget.
 fn verdict(met: bool) -> &'static str {
@@ -58,17 +67,18 @@ fn parse(args: &[String]) -> Result<Options> {
         seconds: 10,
         tokens: 256,
         slow: 10_000,
-        flush: "per-token",
+        flush: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         if flag == "--flush" {
-            o.flush = match value.as_str() {
+            o.flush = Some(match value.as_str() {
+                "per-chunk" => "per-chunk",
                 "per-token" => "per-token",
                 "packed" => "packed",
-                other => bail!("--flush takes per-token or packed, got '{other}'"),
-            };
+                other => bail!("--flush takes per-chunk, per-token or packed, got '{other}'"),
+            });
             continue;
         }
         let n: u32 = value
@@ -96,6 +106,17 @@ impl Server {
     fn cpu_s(&self) -> Option<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id())).ok()?;
         stat_cpu_s(&stat, Times::Own)
+    }
+
+    /// Write-type syscalls (write, writev) the simulator has made so far (`syscw` of
+    /// `/proc/PID/io`), if readable.
+    fn writes(&self) -> Option<f64> {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.0.id())).ok()?;
+        io.lines()
+            .find_map(|l| l.strip_prefix("syscw:"))?
+            .trim()
+            .parse()
+            .ok()
     }
 }
 
@@ -258,48 +279,66 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
         eprintln!("bench-stream: taskset not found; processes are not pinned (apt-get install util-linux)");
     }
 
-    // Phase 1: zero pacing, the client's cost per event: per-token writes (the figure the
-    // budget is about), then packed writes, labelled as the ceiling they are.
+    // Phase 1: zero pacing, the client's cost per event. Per-chunk writes first (each event its
+    // own chunk, flushed as made, as a tokio/hyper server streaming tokens: the figure the budget
+    // is about), then, labelled, the strict one-write-per-event server (the server's core is
+    // the limit) and packed writes (a ceiling that flatters the client).
     println!(
         "bench-stream: {} streams x {} s, {} tokens per response, zero pacing",
         o.streams, o.seconds, o.tokens
     );
-    let modes: &[&str] = if o.flush == "packed" {
-        &["packed"]
-    } else {
-        &["per-token", "packed"]
+    let modes: &[&str] = match o.flush {
+        Some("per-chunk") => &["per-chunk"],
+        Some("per-token") => &["per-token"],
+        Some(_) => &["packed"],
+        None => &["per-chunk", "per-token", "packed"],
     };
     for &flush in modes {
         let (server, url) = start_server(&bin, "0ms", "0ms", o.tokens, flush)?;
         let server_cpu_before = server.cpu_s();
+        let writes_before = server.writes();
         let r = run_client(&bin, &url, &o, &out.join(format!("throughput-{flush}")))?;
         let server_cpu = server.cpu_s().zip(server_cpu_before).map(|(a, b)| a - b);
+        let writes = server.writes().zip(writes_before).map(|(a, b)| a - b);
         drop(server);
         let events = f(&r, &["generator", "content_events"]);
         let cpu = f(&r, &["generator", "cpu_s"]);
         let secs = f(&r, &["run", "duration_s"]);
         let per_cpu = events / cpu;
-        if flush == "per-token" {
-            println!(
-                "  server writes and flushes each token's event on its own (as vLLM, llama.cpp)"
-            );
-            println!(
-                "  events per client CPU-second    {per_cpu:>12.0}   (budget >= 1,500,000: {})",
-                verdict(per_cpu >= EVENTS_PER_CPU_S)
-            );
-        } else {
-            println!(
-                "  packed: the server writes ~16 KiB of events per write (flatters the client)"
-            );
-            println!(
-                "  events per client CPU-second    {per_cpu:>12.0}   (batched writes, no budget)"
-            );
+        match flush {
+            "per-chunk" => {
+                println!("  per-chunk: each event its own chunk, flushed as made; hyper sends the chunks queued while the socket is busy in one writev");
+                println!(
+                    "  events per client CPU-second    {per_cpu:>12.0}   (budget >= 1,500,000: {})",
+                    verdict(per_cpu >= EVENTS_PER_CPU_S)
+                );
+            }
+            "per-token" => {
+                println!("  per-token: each event in its own write syscall (strict; on loopback the server pays the client's receive too)");
+                println!(
+                    "  events per client CPU-second    {per_cpu:>12.0}   (strict server, no budget)"
+                );
+            }
+            _ => {
+                println!(
+                    "  packed: the server writes ~16 KiB of events per write (flatters the client)"
+                );
+                println!(
+                    "  events per client CPU-second    {per_cpu:>12.0}   (batched writes, no budget)"
+                );
+            }
         }
         println!(
             "  streams/s, events/s             {:>12.0}, {:.0}",
             f(&r, &["throughput", "requests_per_s"]),
             events / secs
         );
+        if let Some(writes) = writes.filter(|&w| w > 0.0) {
+            println!(
+                "  server events per write         {:>12.1}   ({writes:.0} write syscalls)",
+                events / writes
+            );
+        }
         if server_cpu.is_some_and(|server| server / secs >= 0.9) {
             println!("  the server used 90 % or more of its core: the figure is the server's limit, a floor for the client");
         }
@@ -323,7 +362,7 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
 
     // Phase 2: paced tokens, timing error against the injected truth.
     let paced = Options { tokens: 64, ..o };
-    let (server, url) = start_server(&bin, "50ms", "10ms", paced.tokens, o.flush)?;
+    let (server, url) = start_server(&bin, "50ms", "10ms", paced.tokens, PHASE_WRITES)?;
     // One second of warm-up keeps connection set-up out of the timing error.
     let users = paced.streams.to_string();
     let r = run_loadkit(
@@ -359,7 +398,7 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
 
     // Phase 3: open loop at 2,000 requests/s, the generator's schedule lag.
     let short = Options { tokens: 4, ..o };
-    let (server, url) = start_server(&bin, "0ms", "0ms", short.tokens, o.flush)?;
+    let (server, url) = start_server(&bin, "0ms", "0ms", short.tokens, PHASE_WRITES)?;
     let r = run_loadkit(
         &bin,
         &url,
@@ -383,7 +422,7 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
             tokens: 10,
             ..o
         };
-        let (server, url) = start_server(&bin, "1s", "1s", slow.tokens, o.flush)?;
+        let (server, url) = start_server(&bin, "1s", "1s", slow.tokens, PHASE_WRITES)?;
         let users = o.slow.to_string();
         let load = [
             "--users",
@@ -522,7 +561,7 @@ fn run_wrk(url: &str, connections: u32, seconds: u32) -> Result<(f64, f64)> {
 /// Plain keep-alive GETs against the JSON simulator: loadkit (`--protocol http`) and, when
 /// installed, wrk with the same connections on the same core; requests per client CPU-second.
 fn plain_requests(bin: &Path, o: &Options, out: &Path) -> Result<()> {
-    let (server, url) = start_sim(bin, "http", "0ms", "0ms", 1, o.flush)?;
+    let (server, url) = start_sim(bin, "http", "0ms", "0ms", 1, PHASE_WRITES)?;
     let users = o.streams.to_string();
     let load = ["--protocol", "http", "--method", "GET", "--users", &users];
     let before = server.cpu_s();
@@ -565,7 +604,7 @@ fn plain_requests(bin: &Path, o: &Options, out: &Path) -> Result<()> {
 /// the JSON simulator answering at once (a trivial server on the other core), then the engine
 /// alone at the same rate.
 fn open_loop_20k(bin: &Path, o: &Options, out: &Path) -> Result<()> {
-    let (server, url) = start_sim(bin, "http", "0ms", "0ms", 1, o.flush)?;
+    let (server, url) = start_sim(bin, "http", "0ms", "0ms", 1, PHASE_WRITES)?;
     let load = [
         "--protocol",
         "http",

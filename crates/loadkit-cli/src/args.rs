@@ -1042,9 +1042,12 @@ pub(crate) struct ServeArgs {
     /// Never send a usage chunk (like llama-cpp-python), so clients must count tokens.
     #[arg(long)]
     pub(crate) no_usage: bool,
-    /// How an unpaced stream (--ttft 0ms --itl 0ms) is written: per-token writes and flushes
-    /// each token's event on its own, as vLLM and llama.cpp do; packed puts many events in each
-    /// write (about 16 KiB), so the client reads many per read, a ceiling that flatters it.
+    /// How an unpaced stream (--ttft 0ms --itl 0ms) is written: per-token writes each token's
+    /// event in its own write syscall (strict: on loopback this costs the server more than the
+    /// client); per-chunk hands each event to hyper as its own chunk as soon as it is made and
+    /// never waits, so while the socket is busy up to 16 go out in one writev (how a
+    /// tokio/hyper or asyncio server streaming tokens behaves); packed puts about 16 KiB of
+    /// events in each write, a ceiling that flatters the client.
     #[arg(long, value_enum, default_value = "per-token")]
     pub(crate) flush: FlushMode,
     /// Misbehave on purpose (docs/faults.md): `cycle` (every fault the protocol's simulator
@@ -1073,8 +1076,10 @@ pub(crate) struct ServeArgs {
 /// How an unpaced simulated stream is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum FlushMode {
-    /// Each token's event in its own write.
+    /// Each token's event in its own write syscall.
     PerToken,
+    /// Each token's event its own chunk, flushed as made; queued chunks share a writev.
+    PerChunk,
     /// Many events per write.
     Packed,
 }

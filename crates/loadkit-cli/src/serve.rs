@@ -1,7 +1,7 @@
 //! `loadkit serve-sim`: a built-in simulated server as a standalone process, optionally
 //! misbehaving on purpose (`--faults`, docs/faults.md).
 
-use loadkit_core::protocol::{FaultPlan, SimScript};
+use loadkit_core::protocol::{FaultPlan, SimScript, SimWrites};
 
 use crate::args::{FlushMode, ServeArgs};
 use crate::{exit, registry, run, Fatal};
@@ -29,7 +29,11 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<u8, Fatal> {
         itl: args.itl,
         tokens: args.tokens,
         usage: !args.no_usage,
-        per_token_writes: args.flush == FlushMode::PerToken,
+        writes: match args.flush {
+            FlushMode::PerToken => SimWrites::PerToken,
+            FlushMode::PerChunk => SimWrites::PerChunk,
+            FlushMode::Packed => SimWrites::Packed,
+        },
         faults,
         slots: args.slots,
     };

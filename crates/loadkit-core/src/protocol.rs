@@ -645,8 +645,8 @@ pub struct SimScript {
     pub tokens: u32,
     /// Whether the server reports usage.
     pub usage: bool,
-    /// Unpaced streams: each token's event in its own write (as real servers), or packed.
-    pub per_token_writes: bool,
+    /// How unpaced streams (zero TTFT and ITL) are written.
+    pub writes: SimWrites,
     /// Faults injected on purpose (none by default).
     pub faults: FaultPlan,
     /// Requests served at once; later ones queue for a free slot (`None`: no limit). Only
@@ -661,11 +661,30 @@ impl Default for SimScript {
             itl: Duration::from_millis(10),
             tokens: 32,
             usage: true,
-            per_token_writes: true,
+            writes: SimWrites::default(),
             faults: FaultPlan::default(),
             slots: None,
         }
     }
+}
+
+/// How a simulator writes the events of an unpaced stream (zero TTFT and ITL): the cost of
+/// each read a client pays depends on how many events each read brings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SimWrites {
+    /// Each token's event is its own write and flush (one write syscall per event): a strict
+    /// server. On loopback the sender pays the receiver's TCP work too, so an equal core
+    /// serving this saturates before a client does.
+    #[default]
+    PerToken,
+    /// Each token's event is its own chunk, handed to the HTTP stack as soon as it is made and
+    /// flushed without waiting for more; while the socket is busy the stack sends the queued
+    /// chunks together (hyper: up to 16 per `writev`). How a tokio/hyper or asyncio server
+    /// streaming a generator behaves.
+    PerChunk,
+    /// Many events packed into each write (about 16 KiB): a ceiling that flatters a client.
+    Packed,
 }
 
 /// The faults a simulator injects on purpose, by name (`loadkit serve-sim --faults`): every

@@ -7,7 +7,7 @@ use std::io;
 use loadkit_core::metrics::{ErrorKind, TimeoutPhase};
 use loadkit_core::RequestError;
 
-use crate::connect::{Served, TcpConnectError};
+use crate::connect::TcpConnectError;
 use crate::HttpConfig;
 
 /// Every error in `err`'s chain, including the errors wrapped *inside* `io::Error`s (whose
@@ -83,17 +83,6 @@ fn kind_message(kind: io::ErrorKind) -> String {
     }
 }
 
-/// A failure of `Client::request`: no response head arrived.
-pub(crate) fn request_error(
-    err: &hyper_util::client::legacy::Error,
-    config: &HttpConfig,
-) -> RequestError {
-    if err.is_connect() {
-        return connect_error(err, config);
-    }
-    head_error(err)
-}
-
 /// A failure after the request went out on an open connection, before its response head.
 pub(crate) fn head_error(err: &(dyn StdError + 'static)) -> RequestError {
     let chain = chain(err);
@@ -117,21 +106,11 @@ pub(crate) fn head_error(err: &(dyn StdError + 'static)) -> RequestError {
     }
 }
 
-/// `true` when `err` is what a server's close of an idle keep-alive connection looks like to
-/// a request sent on it: the connection was *reused* (it had delivered a response before) and
-/// it closed or reset before any byte of this response arrived. A malformed head, a connect
-/// failure or a failure on a new connection is not.
-pub(crate) fn is_stale_connection(err: &hyper_util::client::legacy::Error) -> bool {
-    if err.is_connect() {
-        return false;
-    }
-    let reused = err
-        .connect_info()
-        .and_then(Served::of)
-        .is_some_and(|served| served.was_reused());
-    if !reused {
-        return false;
-    }
+/// `true` when `err`, from a request sent on a *reused* connection (one that had delivered a
+/// response before), is what a server's close of an idle keep-alive connection looks like: it
+/// closed or reset before any byte of this response arrived. A malformed head or a timeout is
+/// not, and nothing on a new connection is.
+pub(crate) fn is_stale_connection(err: &hyper::Error) -> bool {
     let chain = chain(err);
     if let Some(h) = find::<hyper::Error>(&chain) {
         if h.is_parse() || h.is_parse_status() || h.is_timeout() {

@@ -15,10 +15,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_TYPE, HOST, USER_AGENT};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
-use http_body_util::BodyExt as _;
 use hyper::body::{Body as _, Frame, Incoming};
-use hyper_util::client::legacy::Client as LegacyClient;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use loadkit_core::metrics::TimeoutPhase;
 use loadkit_core::{Probe, RequestError};
 use tokio::time::{Instant, Sleep};
@@ -26,8 +23,9 @@ use tower_service::Service as _;
 
 use crate::body::RequestBody;
 use crate::classify;
-use crate::connect::{connector, Connector, Served};
+use crate::connect::{connector, Connector};
 use crate::message::error_body_message;
+use crate::pool::{Conn, Pool};
 use crate::tls::TlsOptions;
 
 /// The largest stream event (an SSE event, an NDJSON line) a client accepts by default: 1 MiB.
@@ -162,14 +160,15 @@ pub fn parse_url(url: &str) -> Result<Uri, HttpConfigError> {
 }
 
 /// A pooled HTTP/1.1 client (keep-alive, `TCP_NODELAY`, rustls with the `ring` provider and the
-/// Mozilla root certificates for `https`). Cheap to clone: clones share the pool.
+/// Mozilla root certificates for `https`). Cheap to clone: clones share the pool. Each request
+/// drives its connection in its own task ([`crate::pool`] says why and what it measured).
 ///
 /// Every failure is a classified [`RequestError`]: connection refused or DNS → `connect`, TLS
 /// handshake → `tls`, each deadline → `timeout (connect|first_byte|idle)`, a reset or close in
 /// the middle of a body → `truncated`.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: LegacyClient<Connector, RequestBody>,
+    pool: Pool,
     connector: Connector,
     config: HttpConfig,
     user_agent: Option<HeaderValue>,
@@ -203,18 +202,9 @@ impl HttpClient {
             ),
         };
         let connector = connector(&config)?;
-        let mut builder = LegacyClient::builder(TokioExecutor::new());
-        builder
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_host);
-        if let Some(size) = config.read_buffer {
-            builder.http1_read_buf_exact_size(size.max(MIN_READ_BUFFER));
-        }
-        let client = builder.build(connector.clone());
+        let pool = Pool::new(config.pool_max_idle_per_host, config.pool_idle_timeout);
         Ok(Self {
-            client,
+            pool,
             connector,
             config,
             user_agent,
@@ -275,34 +265,43 @@ impl HttpClient {
         }
         let timeout = self.config.first_byte_timeout;
         let deadline = Instant::now() + timeout;
-        let (first_body, mut uploaded) = match upload {
+        let (first_body, uploaded) = match upload {
             None => (RequestBody::full(body.clone()), None),
             Some(_) => {
                 let (b, rx) = RequestBody::upload(body.clone());
                 (b, Some(rx))
             }
         };
-        let first = http::Request::from_parts(parts.clone(), first_body);
-        let sending = tokio::time::timeout_at(deadline, self.client.request(first));
-        tokio::pin!(sending);
-        let outcome = loop {
-            tokio::select! {
-                biased;
-                done = async { uploaded.as_mut().expect("guarded").await }, if uploaded.is_some() => {
-                    uploaded = None;
-                    if done.is_ok() {
-                        if let Some(name) = upload {
-                            probe.span(name, probe.sent_stamp(), Duration::ZERO);
-                        }
-                    }
+        let uri = parts.uri.clone();
+        let first = http::Request::from_parts(origin_form(parts.clone()), first_body);
+        let attempt = async {
+            let mut conn = match self.pool.take(&uri).await {
+                Some(conn) => conn,
+                // Boxed: once per connection, and the handshake's future is large.
+                None => Box::pin(self.connect(&uri, true)).await?,
+            };
+            let sent = match (uploaded, upload) {
+                (Some(uploaded), Some(name)) => {
+                    // Boxed: only uploads pay for watching their body go out.
+                    Box::pin(send_watching_upload(
+                        &mut conn, first, uploaded, name, probe,
+                    ))
+                    .await
                 }
-                outcome = &mut sending => break outcome,
-            }
+                _ => conn.send(first).await,
+            };
+            Ok::<_, RequestError>((sent, conn))
         };
-        let response = match outcome {
+        // Boxed (one allocation per request, as hyper-util's client boxed its request future):
+        // the exchange's state would otherwise sit in every user's task while its stream is
+        // read, which is per-stream memory.
+        let outcome = tokio::time::timeout_at(deadline, Box::pin(attempt)).await;
+        let (response, mut conn) = match outcome {
             Err(_) => return Err(RequestError::timeout(TimeoutPhase::FirstByte, timeout)),
-            Ok(Ok(response)) => response,
-            Ok(Err(e)) if classify::is_stale_connection(&e) => {
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok((Ok(response), conn))) => (response, conn),
+            Ok(Ok((Err(e), conn))) if conn.reused() && classify::is_stale_connection(&e) => {
+                drop(conn);
                 probe.stale_connection_retry();
                 // Boxed: the rare path must not grow every request's future (and so every
                 // user's task) by the size of a connection handshake.
@@ -312,27 +311,21 @@ impl HttpClient {
                     Ok(result) => result?,
                 }
             }
-            Ok(Err(e)) => return Err(classify::request_error(&e, &self.config)),
+            Ok(Ok((Err(e), _))) => return Err(classify::head_error(&e)),
         };
-        if let Some(served) = response.extensions().get::<Served>() {
-            served.add();
-        }
+        conn.served();
         probe.mark_first_byte();
         let (parts, incoming) = response.into_parts();
         Ok(Response {
             status: parts.status,
             headers: parts.headers,
-            body: ResponseBody::new(incoming, self.config.idle_timeout),
+            body: ResponseBody::new(incoming, conn, self.config.idle_timeout),
         })
     }
 
-    /// Sends a request on a connection of its own, opened for it and closed after its
-    /// response (never taken from or given to the pool).
-    async fn send_fresh(
-        &self,
-        mut parts: http::request::Parts,
-        body: Bytes,
-    ) -> Result<hyper::Response<Incoming>, RequestError> {
+    /// Opens a connection to `uri`'s host (TCP, and TLS for `https`), ready for a request;
+    /// `pooled`: it goes back to the pool after a response that ended cleanly.
+    async fn connect(&self, uri: &Uri, pooled: bool) -> Result<Box<Conn>, RequestError> {
         let connect_error = |e: Box<dyn std::error::Error + Send + Sync>| {
             classify::connect_error(&*e, &self.config)
         };
@@ -340,34 +333,31 @@ impl HttpClient {
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
             .map_err(connect_error)?;
-        let io = connector
-            .call(parts.uri.clone())
-            .await
-            .map_err(connect_error)?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        let io = connector.call(uri.clone()).await.map_err(connect_error)?;
+        let read_buffer = self.config.read_buffer.map(|n| n.max(MIN_READ_BUFFER));
+        let home = pooled.then_some((&self.pool, uri));
+        let mut conn = Conn::handshake(io, read_buffer, home)
             .await
             .map_err(|e| classify::head_error(&e))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        // What the pooled client does to a request: a Host header and an origin-form target.
-        if let Some(authority) = parts.uri.authority() {
-            let host = authority.as_str().rsplit('@').next().unwrap_or_default();
-            if let Ok(value) = HeaderValue::from_str(host) {
-                parts.headers.entry(HOST).or_insert(value);
-            }
-        }
-        let target = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .parse()
-            .unwrap_or_else(|_| Uri::from_static("/"));
-        parts.uri = target;
-        sender
-            .send_request(http::Request::from_parts(parts, RequestBody::full(body)))
+        conn.ready().await.map_err(|e| classify::head_error(&e))?;
+        Ok(conn)
+    }
+
+    /// Sends a request on a connection of its own, opened for it and closed after its
+    /// response (never taken from or given to the pool).
+    async fn send_fresh(
+        &self,
+        parts: http::request::Parts,
+        body: Bytes,
+    ) -> Result<(hyper::Response<Incoming>, Box<Conn>), RequestError> {
+        let uri = parts.uri.clone();
+        let mut conn = self.connect(&uri, false).await?;
+        let request = http::Request::from_parts(origin_form(parts), RequestBody::full(body));
+        let response = conn
+            .send(request)
             .await
-            .map_err(|e| classify::head_error(&e))
+            .map_err(|e| classify::head_error(&e))?;
+        Ok((response, conn))
     }
 
     /// Opens (and closes) one connection to `uri`'s host: TCP, plus the TLS handshake for
@@ -386,6 +376,53 @@ impl HttpClient {
             Ok(Ok(_connection)) => Ok(()),
         }
     }
+}
+
+/// Sends `request` on `conn` and waits for its response head, recording the span `name` (from
+/// `sent`) on `probe` when the connection took the upload's last chunk, unless the head came
+/// first.
+async fn send_watching_upload(
+    conn: &mut Conn,
+    request: http::Request<RequestBody>,
+    mut uploaded: tokio::sync::oneshot::Receiver<()>,
+    name: &'static str,
+    probe: &mut Probe,
+) -> Result<hyper::Response<Incoming>, hyper::Error> {
+    let sending = conn.send(request);
+    tokio::pin!(sending);
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            biased;
+            done = &mut uploaded, if watching => {
+                watching = false;
+                if done.is_ok() {
+                    probe.span(name, probe.sent_stamp(), Duration::ZERO);
+                }
+            }
+            sent = &mut sending => return sent,
+        }
+    }
+}
+
+/// What a pooled client does to a request before it goes out: a `Host` header from the URI's
+/// authority (without userinfo) unless one is set, and the target in origin form
+/// (`/path?query`).
+fn origin_form(mut parts: http::request::Parts) -> http::request::Parts {
+    if let Some(authority) = parts.uri.authority() {
+        let host = authority.as_str().rsplit('@').next().unwrap_or_default();
+        if let Ok(value) = HeaderValue::from_str(host) {
+            parts.headers.entry(HOST).or_insert(value);
+        }
+    }
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse()
+        .unwrap_or_else(|_| Uri::from_static("/"));
+    parts.uri = target;
+    parts
 }
 
 /// Checks that `url`'s host accepts connections (and completes a TLS handshake for `https`)
@@ -498,14 +535,21 @@ impl Response {
 
 /// A response body, read frame by frame with an idle timeout between frames.
 ///
+/// It holds the response's connection and drives it while reading (see [`crate::pool`]); the
+/// connection goes back to the pool when the body ended cleanly, and is closed when the body
+/// is dropped unfinished.
+///
 /// The idle deadline is kept lazily: each frame only records its arrival time, and the single
 /// timer is re-armed when it fires early, so a fast stream costs no timer work per frame.
 pub struct ResponseBody {
     incoming: Incoming,
+    conn: Option<Box<Conn>>,
     idle: Duration,
     last: Instant,
     timer: Option<Pin<Box<Sleep>>>,
     done: bool,
+    /// The body reached its end without an error: the connection may be reused.
+    ended: bool,
 }
 
 impl std::fmt::Debug for ResponseBody {
@@ -517,14 +561,26 @@ impl std::fmt::Debug for ResponseBody {
     }
 }
 
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if self.ended {
+                conn.release();
+            }
+        }
+    }
+}
+
 impl ResponseBody {
-    fn new(incoming: Incoming, idle: Duration) -> Self {
+    fn new(incoming: Incoming, conn: Box<Conn>, idle: Duration) -> Self {
         Self {
             incoming,
+            conn: Some(conn),
             idle,
             last: Instant::now(),
             timer: None,
             done: false,
+            ended: false,
         }
     }
 
@@ -559,11 +615,31 @@ impl ResponseBody {
         }
     }
 
+    /// The next frame of the body, driving the connection first so what it has read is
+    /// handed over. At the end the connection is driven once more, so it is idle (or closed,
+    /// if the server said so) before it goes back to the pool.
+    fn poll_incoming(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.drive(cx);
+        }
+        let frame = Pin::new(&mut self.incoming).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            self.ended = true;
+            if let Some(conn) = self.conn.as_mut() {
+                conn.drive(cx);
+            }
+        }
+        frame
+    }
+
     fn poll_frame(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Frame<Bytes>>, RequestError>> {
-        match Pin::new(&mut self.incoming).poll_frame(cx) {
+        match self.poll_incoming(cx) {
             Poll::Ready(Some(Ok(frame))) => return Poll::Ready(Ok(Some(frame))),
             Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(classify::body_error(&e))),
             Poll::Ready(None) => return Poll::Ready(Ok(None)),
@@ -602,11 +678,11 @@ impl ResponseBody {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let mut incoming = self.incoming;
             runtime.spawn(async move {
-                let _ = tokio::time::timeout(DRAIN_GRACE - FINISH_INLINE, async {
-                    while let Some(Ok(_)) = incoming.frame().await {}
-                })
+                let _ = tokio::time::timeout(
+                    DRAIN_GRACE - FINISH_INLINE,
+                    std::future::poll_fn(|cx| self.drain_ready(cx)),
+                )
                 .await;
             });
         }
@@ -618,7 +694,7 @@ impl ResponseBody {
             return Poll::Ready(());
         }
         loop {
-            match Pin::new(&mut self.incoming).poll_frame(cx) {
+            match self.poll_incoming(cx) {
                 Poll::Ready(Some(Ok(_))) => {}
                 Poll::Ready(_) => {
                     self.done = true;

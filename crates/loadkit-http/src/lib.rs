@@ -30,6 +30,7 @@ mod connect;
 mod header;
 mod http;
 pub mod message;
+mod pool;
 pub mod protocol;
 pub mod tls;
 

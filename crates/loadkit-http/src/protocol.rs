@@ -11,7 +11,7 @@ use crate::HttpConfig;
 #[cfg(feature = "simulator")]
 pub mod sim {
     use futures::future::BoxFuture;
-    use loadkit_core::protocol::{SimScript, Simulator};
+    use loadkit_core::protocol::{SimScript, SimWrites, Simulator};
 
     /// A testbed server: its URL and how to stop it.
     pub struct Running {
@@ -40,10 +40,10 @@ pub mod sim {
     /// The testbed transport for `script`'s write mode.
     pub fn transport(script: &SimScript) -> loadkit_testbed::Transport {
         loadkit_testbed::Transport {
-            flush: if script.per_token_writes {
-                loadkit_testbed::Flush::PerToken
-            } else {
-                loadkit_testbed::Flush::Packed
+            flush: match script.writes {
+                SimWrites::PerChunk => loadkit_testbed::Flush::PerChunk,
+                SimWrites::Packed => loadkit_testbed::Flush::Packed,
+                _ => loadkit_testbed::Flush::PerToken,
             },
             ..loadkit_testbed::Transport::default()
         }

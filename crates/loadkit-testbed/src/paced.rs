@@ -223,8 +223,8 @@ impl<S: Script> PacedBody<S> {
                     }
                     self.script.item(i, out);
                     self.next += 1;
-                    let per_token = self.conn.per_token();
-                    if ((self.paced || per_token) && self.next < self.items)
+                    let per_event = self.conn.frame_per_event();
+                    if ((self.paced || per_event) && self.next < self.items)
                         || out.len() >= FRAME_TARGET
                     {
                         return Poll::Ready(Ok(()));
@@ -250,7 +250,7 @@ impl<S: Script> Body for PacedBody<S> {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        let small = this.paced || this.conn.per_token();
+        let small = this.paced || this.conn.frame_per_event();
         let mut out = BytesMut::with_capacity(if small { 512 } else { FRAME_TARGET + 1024 });
         match this.fill(cx, &mut out) {
             Poll::Pending => Poll::Pending,
@@ -265,7 +265,7 @@ impl<S: Script> Body for PacedBody<S> {
             }
             Poll::Ready(Ok(())) => {
                 this.last_write = Instant::now();
-                this.yield_next = !this.paced && this.conn.per_token();
+                this.yield_next = !this.paced && this.conn.write_per_event();
                 Poll::Ready(Some(Ok(Frame::data(out.freeze()))))
             }
         }

@@ -52,8 +52,19 @@ pub enum Flush {
     #[default]
     Packed,
     /// Each token's event in its own body frame, written and flushed on its own (the body
-    /// yields after each one), as vLLM and llama.cpp's server write a stream.
+    /// yields after each one, so hyper writes each in its own syscall), a strict server.
     PerToken,
+    /// Each token's event in its own body frame (its own HTTP chunk), handed to hyper as soon
+    /// as it is made, the body never waiting: hyper queues up to 16 chunks while the socket is
+    /// busy and sends them in one `writev`, as a tokio/hyper server streaming a generator does.
+    PerChunk,
+}
+
+impl Flush {
+    /// Each event in its own body frame.
+    pub(crate) fn frame_per_event(self) -> bool {
+        matches!(self, Self::PerToken | Self::PerChunk)
+    }
 }
 
 /// What a simulated server does at the transport level, whatever its protocol.
@@ -106,16 +117,16 @@ type Refusal = (Duration, oneshot::Sender<()>);
 #[derive(Debug, Clone)]
 pub(crate) struct ConnHandle {
     reset: Arc<AtomicBool>,
-    per_token: bool,
+    flush: Flush,
     raw: Arc<Raw>,
     refuse: mpsc::UnboundedSender<Refusal>,
 }
 
 impl ConnHandle {
-    fn new(per_token: bool, refuse: mpsc::UnboundedSender<Refusal>) -> Self {
+    fn new(flush: Flush, refuse: mpsc::UnboundedSender<Refusal>) -> Self {
         Self {
             reset: Arc::default(),
-            per_token,
+            flush,
             raw: Arc::default(),
             refuse,
         }
@@ -144,9 +155,16 @@ impl ConnHandle {
         self.reset.store(true, Ordering::Relaxed);
     }
 
-    /// Streams on this connection write each token's event on its own ([`Flush::PerToken`]).
-    pub(crate) fn per_token(&self) -> bool {
-        self.per_token
+    /// Unpaced streams on this connection put each token's event in its own body frame
+    /// ([`Flush::PerToken`], [`Flush::PerChunk`]).
+    pub(crate) fn frame_per_event(&self) -> bool {
+        self.flush.frame_per_event()
+    }
+
+    /// Unpaced streams on this connection yield after each frame, so each is written in its
+    /// own syscall ([`Flush::PerToken`]).
+    pub(crate) fn write_per_event(&self) -> bool {
+        self.flush == Flush::PerToken
     }
 }
 
@@ -368,7 +386,7 @@ async fn serve_connection<H, F, B>(
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let handle = ConnHandle::new(transport.flush == Flush::PerToken, refuse);
+    let handle = ConnHandle::new(transport.flush, refuse);
     let io = TokioIo::new(SimIo {
         stream,
         reset: handle.reset.clone(),

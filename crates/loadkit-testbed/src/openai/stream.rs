@@ -351,7 +351,7 @@ impl StreamBody {
                 Phase::Role => {
                     self.wire.role(out);
                     self.phase = Phase::Tokens;
-                    if (self.paced || self.conn.per_token()) && !out.is_empty() {
+                    if (self.paced || self.conn.frame_per_event()) && !out.is_empty() {
                         return Poll::Ready(Ok(true));
                     }
                 }
@@ -404,7 +404,7 @@ impl StreamBody {
                         self.wire.content(out, text.as_bytes());
                     }
                     self.next += 1;
-                    if self.paced || self.conn.per_token() || out.len() >= FRAME_TARGET {
+                    if self.paced || self.conn.frame_per_event() || out.len() >= FRAME_TARGET {
                         return Poll::Ready(Ok(true));
                     }
                 }
@@ -510,7 +510,7 @@ impl Body for StreamBody {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        let small = this.paced || this.conn.per_token();
+        let small = this.paced || this.conn.frame_per_event();
         let mut out = BytesMut::with_capacity(if small { 512 } else { FRAME_TARGET + 1024 });
         let before = this.next;
         let result = this.fill(cx, &mut out);
@@ -535,7 +535,7 @@ impl Body for StreamBody {
             }
             Poll::Ready(Ok(_)) => {
                 this.last_write = Instant::now();
-                this.yield_next = !this.paced && this.conn.per_token();
+                this.yield_next = !this.paced && this.conn.write_per_event();
                 Poll::Ready(Some(Ok(Frame::data(out.freeze()))))
             }
         }

@@ -218,37 +218,48 @@ async fn unpaced_streams_pack_many_events_per_chunk() {
     assert!(raw.chunks.len() < 100, "{} chunks", raw.chunks.len());
 }
 
+/// Per-token (one write each) and per-chunk (queued chunks share a writev) both frame each
+/// token's event as its own HTTP chunk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn per_token_flushing_writes_each_token_in_its_own_chunk() {
-    let server = openai::serve(SimConfig {
-        transport: loadkit_testbed::Transport {
-            flush: loadkit_testbed::Flush::PerToken,
-            ..Default::default()
-        },
-        ..SimConfig::unpaced(500)
-    })
-    .await
-    .unwrap();
-    let raw = post(
-        server.addr(),
-        "/v1/chat/completions",
-        CHAT.replace("\"max_tokens\":4", "\"max_tokens\":500")
-            .as_str(),
-    )
-    .await;
-    assert_eq!(server.stats().tokens, 500);
-    // The role chunk, one chunk per token, then finish, usage and [DONE] together.
-    let events_per_chunk: Vec<usize> = raw
-        .chunks
-        .iter()
-        .map(|c| c.matches("\n\n").count())
-        .collect();
-    assert_eq!(events_per_chunk.len(), 502, "{events_per_chunk:?}");
-    assert!(
-        events_per_chunk[..501].iter().all(|&n| n == 1),
-        "{events_per_chunk:?}"
-    );
-    assert_eq!(events_per_chunk[501], 3);
+async fn per_token_and_per_chunk_flushing_write_each_token_in_its_own_chunk() {
+    for flush in [
+        loadkit_testbed::Flush::PerToken,
+        loadkit_testbed::Flush::PerChunk,
+    ] {
+        let server = openai::serve(SimConfig {
+            transport: loadkit_testbed::Transport {
+                flush,
+                ..Default::default()
+            },
+            ..SimConfig::unpaced(500)
+        })
+        .await
+        .unwrap();
+        let raw = post(
+            server.addr(),
+            "/v1/chat/completions",
+            CHAT.replace("\"max_tokens\":4", "\"max_tokens\":500")
+                .as_str(),
+        )
+        .await;
+        assert_eq!(server.stats().tokens, 500);
+        // The role chunk, one chunk per token, then finish, usage and [DONE] together.
+        let events_per_chunk: Vec<usize> = raw
+            .chunks
+            .iter()
+            .map(|c| c.matches("\n\n").count())
+            .collect();
+        assert_eq!(
+            events_per_chunk.len(),
+            502,
+            "{flush:?}: {events_per_chunk:?}"
+        );
+        assert!(
+            events_per_chunk[..501].iter().all(|&n| n == 1),
+            "{flush:?}: {events_per_chunk:?}"
+        );
+        assert_eq!(events_per_chunk[501], 3);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,28 +277,33 @@ async fn ping_comments_fill_silences() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn per_token_flushing_applies_to_the_paced_bodies_too() {
+async fn per_token_and_per_chunk_flushing_apply_to_the_paced_bodies_too() {
     use loadkit_testbed::sse_app::{self, SseAppConfig};
-    let server = sse_app::serve(SseAppConfig {
-        ttft: Duration::ZERO,
-        itl: Duration::ZERO,
-        chunks: 300,
-        transport: loadkit_testbed::Transport {
-            flush: loadkit_testbed::Flush::PerToken,
-            ..Default::default()
-        },
-        ..SseAppConfig::default()
-    })
-    .await
-    .unwrap();
-    let raw = post(server.addr(), "/stream", "{}").await;
-    let events_per_chunk: Vec<usize> = raw
-        .chunks
-        .iter()
-        .map(|c| c.matches("\r\n\r\n").count())
-        .collect();
-    // One chunk per event; the last event and the [DONE] event share the last chunk.
-    assert_eq!(events_per_chunk.len(), 300, "{events_per_chunk:?}");
-    assert!(events_per_chunk[..299].iter().all(|&n| n == 1));
-    assert_eq!(events_per_chunk[299], 2);
+    for flush in [
+        loadkit_testbed::Flush::PerToken,
+        loadkit_testbed::Flush::PerChunk,
+    ] {
+        let server = sse_app::serve(SseAppConfig {
+            ttft: Duration::ZERO,
+            itl: Duration::ZERO,
+            chunks: 300,
+            transport: loadkit_testbed::Transport {
+                flush,
+                ..Default::default()
+            },
+            ..SseAppConfig::default()
+        })
+        .await
+        .unwrap();
+        let raw = post(server.addr(), "/stream", "{}").await;
+        let events_per_chunk: Vec<usize> = raw
+            .chunks
+            .iter()
+            .map(|c| c.matches("\r\n\r\n").count())
+            .collect();
+        // One chunk per event; the last event and the [DONE] event share the last chunk.
+        assert_eq!(events_per_chunk.len(), 300, "{events_per_chunk:?}");
+        assert!(events_per_chunk[..299].iter().all(|&n| n == 1));
+        assert_eq!(events_per_chunk[299], 2);
+    }
 }
