@@ -161,7 +161,7 @@ pub fn parse_url(url: &str) -> Result<Uri, HttpConfigError> {
 
 /// A pooled HTTP/1.1 client (keep-alive, `TCP_NODELAY`, rustls with the `ring` provider and the
 /// Mozilla root certificates for `https`). Cheap to clone: clones share the pool. Each request
-/// drives its connection in its own task ([`crate::pool`] says why and what it measured).
+/// drives its connection in its own task (the `pool` module doc says why and what it measured).
 ///
 /// Every failure is a classified [`RequestError`]: connection refused or DNS → `connect`, TLS
 /// handshake → `tls`, each deadline → `timeout (connect|first_byte|idle)`, a reset or close in
@@ -535,7 +535,7 @@ impl Response {
 
 /// A response body, read frame by frame with an idle timeout between frames.
 ///
-/// It holds the response's connection and drives it while reading (see [`crate::pool`]); the
+/// It holds the response's connection and drives it while reading (see the `pool` module doc); the
 /// connection goes back to the pool when the body ended cleanly, and is closed when the body
 /// is dropped unfinished.
 ///
