@@ -14,7 +14,8 @@
 //! is on the page; `--flush MODE` runs only that one. Each budget line says met or NOT met. Phase 2 streams with
 //! paced tokens (TTFT 50 ms, ITL 10 ms) to measure timing error against the injected truth;
 //! phase 3 is the open-loop schedule lag (2,000 streams/s, then 20,000 plain GETs/s against a
-//! trivial server, each beside the engine alone with a no-op client), phase 4 many slow streams, phase 5 a generic SSE
+//! trivial server, each beside the engine alone with a no-op client), phase 4 many slow streams, then a connection storm (`--storm-streams` streams opened within
+//! one second beside 1,000 streaming ones, budget: ITL error max 50 ms), phase 5 a generic SSE
 //! endpoint parsed and counted. Phase 6 (the `parse_cpu` example of loadkit-openai) frames and
 //! parses OpenAI chunks in memory, one event per push, with no socket: CPU-only figures that stay
 //! stable on a busy machine, for ASCII, `\n`-heavy and `\uXXXX`-escaped content and for one
@@ -38,6 +39,8 @@ struct Options {
     seconds: u32,
     tokens: u32,
     slow: u32,
+    /// Streams opened in one second by the connection-storm phase (0: skipped).
+    storm: u32,
     /// `serve-sim --flush` for phase 1: `per-chunk`, `per-token` or `packed` (`None`: all
     /// three, per-chunk first).
     flush: Option<&'static str>,
@@ -51,6 +54,55 @@ const EVENTS_PER_CPU_S: f64 = 1_500_000.0;
 /// is due whatever the mode, and the unpaced short streams of the schedule-lag phase are written
 /// as a tokio/hyper server would.
 const PHASE_WRITES: &str = "per-chunk";
+
+/// Streams already open when the connection storm begins.
+const STORM_BASE: u32 = 1_000;
+
+/// The connection storm: [`STORM_BASE`] paced streams (one token per second) opened over the
+/// first second and left to run, then `o.storm` more opened within one second (closed-loop
+/// stages `1s:BASE,2s:BASE,1s:BASE+STORM,8s:BASE+STORM`). The budget is on the ITL error of every
+/// token of the run, the streams already open during the storm included: max <= 50 ms.
+fn connection_storm(bin: &Path, o: &Options, out: &Path) -> Result<()> {
+    let storm = Options {
+        seconds: 12,
+        tokens: 10,
+        ..*o
+    };
+    let (server, url) = start_server(bin, "1s", "1s", storm.tokens, PHASE_WRITES)?;
+    let top = STORM_BASE + o.storm;
+    let stages = format!("1s:{STORM_BASE},2s:{STORM_BASE},1s:{top},8s:{top}");
+    let load = [
+        "--pattern",
+        "stages",
+        "--closed-loop",
+        "--stages",
+        &stages,
+        "--idle-timeout",
+        "10s",
+    ];
+    let r = run_loadkit(bin, &url, &load, &storm, out)?;
+    drop(server);
+    println!(
+        "bench-stream: connection storm, {} streams opened in one second beside {STORM_BASE} open, one token per second",
+        o.storm
+    );
+    let itl = |q: &str| f(&r, &["metrics", "itl", q]) - 1000.0;
+    println!(
+        "  ITL error  p50 / p99 / max      {:>8.3} / {:.3} / {:.3} ms   (budget max <= 50 ms: {})",
+        itl("p50"),
+        itl("p99"),
+        itl("max"),
+        verdict(itl("max") <= 50.0)
+    );
+    println!(
+        "  TTFT p99, requests              {:>8.3} ms, {:.0} ok, {:.0} failed, client peak RSS {:.1} MiB",
+        f(&r, &["metrics", "ttft", "p99"]),
+        f(&r, &["totals", "succeeded"]),
+        f(&r, &["totals", "failed"]),
+        f(&r, &["generator", "peak_rss_mib"])
+    );
+    Ok(())
+}
 
 /// `met` or `NOT met` for a figure against its budget.
 fn verdict(met: bool) -> &'static str {
@@ -67,6 +119,7 @@ fn parse(args: &[String]) -> Result<Options> {
         seconds: 10,
         tokens: 256,
         slow: 10_000,
+        storm: 5_000,
         flush: None,
     };
     let mut it = args.iter();
@@ -89,6 +142,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--seconds" => o.seconds = n,
             "--tokens" => o.tokens = n,
             "--slow-streams" => o.slow = n,
+            "--storm-streams" => o.storm = n,
             other => bail!("unknown option '{other}'"),
         }
     }
@@ -460,6 +514,10 @@ pub(crate) fn bench_stream(args: &[String]) -> Result<()> {
             f(&r, &["totals", "failed"]),
             f(&r, &["generator", "cpu_s"])
         );
+    }
+    // Phase 4b: a connection storm: streams opened in one second beside streams already open.
+    if o.storm > 0 {
+        connection_storm(&bin, &o, &out.join("storm"))?;
     }
     // Phase 5: a generic SSE endpoint, parsing each event's JSON vs counting events only.
     // Packed writes: this phase compares two client modes, so the client must be the bottleneck

@@ -52,8 +52,11 @@ const USAGE: &str = "usage: cargo xtask <task>
       --seconds T         seconds per phase (default 10)
       --tokens K          tokens per response in the throughput phase (default 256)
       --slow-streams N    concurrent one-token-per-second streams in the memory phase (default 10000, 0 skips)
-      --flush MODE        how the simulator writes unpaced streams: per-token (default, as real
-                          servers do) or packed (many events per write; the old, flattering mode)
+      --storm-streams N   streams opened in one second beside 1000 open ones (default 5000, 0 skips)
+      --flush MODE        the zero-pacing phase with one simulator only: per-chunk (each event its
+                          own chunk, queued chunks share a writev: the budget's), per-token (one
+                          write syscall per event) or packed (~16 KiB per write, flatters the
+                          client); default all three in turn
   soak [--minutes 60] [--rps 100]
                           release build; a steady run against the simulator with checkpoints and
                           raw records on; the client's RSS each minute (flat: ≤ 1.25× minute 1)";
